@@ -1,0 +1,230 @@
+"""Events in and out of a session: send (validated all-or-nothing, idempotent), list, and stream with replay."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import wire
+from ._clock import now
+from ._core import LoadedSession, SessionInternal
+from ._cursors import check_limit, decode, encode
+from ._errors import Conflict, CursorOutOfRange, InvalidRequest
+from ._sessions import SessionsMixin
+from ._stream import stream_log
+from .store import EventQuery, IdempotencyRecord, NewEvent, StoredEvent
+
+QUEUED_TYPES = frozenset({"user.message", "user.define_outcome", "system.message"})
+"""Input that waits its turn in the session's queue (processed_at stays null until the worker takes it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """A page of the log as stored: `data[i].body` is the event's wire JSON, served as it is."""
+
+    data: list[StoredEvent]
+    next_page: str | None
+
+
+class EventsMixin(SessionsMixin):
+    async def send_events(
+        self,
+        workspace: str,
+        session_id: str,
+        events: Sequence[wire.EventParams],
+        *,
+        idempotency_key: str | None = None,
+    ) -> list[wire.SessionEvent]:
+        """Accept client events. Every event is validated before anything is written; the echo carries the id the
+        event has in list and stream. A repeated `idempotency_key` returns the first answer and writes nothing."""
+        if not events:
+            raise InvalidRequest("events must hold at least one event", code="empty_events")
+        if idempotency_key is not None:
+            await self.load_session(workspace, session_id)  # the key is scoped to a session the caller can see
+            cached = await self.store.get_idempotency(session_id, idempotency_key)
+            if cached is not None:
+                return [wire.parse_event(e) for e in json.loads(cached)]
+        _check_system_messages(events)
+        async with self.locks.lock(session_id):
+            loaded = await self.load_session(workspace, session_id)
+            if loaded.session.archived_at is not None:
+                raise Conflict(f"session {session_id!r} is archived; it accepts no events", code="archived")
+            if loaded.session.status == "terminated":
+                raise Conflict(f"session {session_id!r} is terminated; it accepts no events", code="terminated")
+            internal = loaded.internal.model_copy(deep=True)
+            self_hosted = any(e.type == "user.tool_result" for e in events) and await self._self_hosted(loaded)
+            echoes = [self._accept(loaded, internal, param, self_hosted=self_hosted) for param in events]
+            stored_events: list[NewEvent] = [self.new_event(e) for e in echoes]
+            idempotency = None
+            if idempotency_key is not None:
+                response = json.dumps([json.loads(e.body) for e in stored_events])
+                idempotency = IdempotencyRecord(idempotency_key, response)
+            try:
+                await self.commit(loaded, internal=internal, events=stored_events, idempotency=idempotency)
+            except Conflict as exc:
+                if exc.code != "idempotent_replay" or idempotency_key is None:
+                    raise
+                cached = await self.store.get_idempotency(session_id, idempotency_key)
+                assert cached is not None
+                return [wire.parse_event(e) for e in json.loads(cached)]
+        self.on_input(session_id)
+        return echoes
+
+    def _accept(
+        self, loaded: LoadedSession, internal: SessionInternal, param: Any, *, self_hosted: bool
+    ) -> wire.SessionEvent:
+        """Validate one sent event against the session's state and record its effect on `internal`."""
+        ts = now()
+        kind = param.type
+        if kind in QUEUED_TYPES:
+            event = self.echo_event(param, processed_at=None)
+            internal.queue.append(event.id)
+            return event
+        if kind == "user.interrupt":
+            busy = loaded.session.status != "idle" or bool(internal.queue)
+            internal.interrupt_requested = internal.interrupt_requested or busy
+            return self.echo_event(param, processed_at=ts)
+        if kind == "user.tool_result" and not self_hosted:
+            raise InvalidRequest(
+                "user.tool_result is only accepted by sessions in a self_hosted environment",
+                code="tool_result_not_self_hosted",
+            )
+        target_field = {
+            "user.custom_tool_result": "custom_tool_use_id",
+            "user.tool_confirmation": "tool_use_id",
+            "user.tool_result": "tool_use_id",
+        }.get(kind)
+        if target_field is None:
+            raise InvalidRequest(f"unsupported event type {kind!r}", code="unknown_event_type")
+        target = getattr(param, target_field)
+        expected_kind = {"user.custom_tool_result": "custom", "user.tool_confirmation": "confirmation"}.get(
+            kind, "tool_result"
+        )
+        pending = internal.pending.get(target)
+        open_ids = sorted(k for k, v in internal.pending.items() if v.answer is None)
+        if pending is None or pending.kind != expected_kind:
+            raise InvalidRequest(
+                f"{target_field} {target!r} does not match a pending "
+                f"{'custom tool use' if expected_kind == 'custom' else 'tool use'}; "
+                f"pending: {open_ids or 'none'}",
+                code="unknown_tool_use_id",
+                pending_event_ids=open_ids,
+            )
+        answer = param.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        answer.pop("type", None)
+        if pending.answer is not None:
+            if pending.answer == answer:  # the same answer again (a retry): applied once
+                return self.echo_event(param, processed_at=ts)
+            raise InvalidRequest(
+                f"{target_field} {target!r} was already answered; pending: {open_ids or 'none'}",
+                code="already_answered",
+                pending_event_ids=open_ids,
+            )
+        pending.answer = answer
+        return self.echo_event(param, processed_at=ts)
+
+    async def _self_hosted(self, loaded: LoadedSession) -> bool:
+        env = await self.store.get_environment(loaded.row.workspace, loaded.row.environment_id)
+        return env is not None and json.loads(env.body).get("config", {}).get("type") == "self_hosted"
+
+    async def interrupt(self, workspace: str, session_id: str) -> wire.SessionEvent:
+        (echo,) = await self.send_events(workspace, session_id, [wire.UserInterruptParams(type="user.interrupt")])
+        return echo
+
+    async def list_events(
+        self,
+        workspace: str,
+        session_id: str,
+        *,
+        types: Sequence[str] | None = None,
+        order: str = "asc",
+        limit: int | None = None,
+        page: str | None = None,
+        created_at_gt: str | None = None,
+        created_at_gte: str | None = None,
+        created_at_lt: str | None = None,
+        created_at_lte: str | None = None,
+    ) -> EventPage:
+        """The log in persisted order (`created_at[...]` filters compare `processed_at`)."""
+        if order not in ("asc", "desc"):
+            raise InvalidRequest("order must be 'asc' or 'desc'", code="invalid_order")
+        await self.load_session(workspace, session_id)
+        descending = order == "desc"
+        size = check_limit(limit, default=self.config.event_page_size, maximum=self.config.event_page_size)
+        cursor = decode(page, descending=descending)
+        position = int(cursor.position) if cursor else None
+        rows = await self.store.list_events(
+            session_id,
+            EventQuery(
+                after_seq=position if (position is not None and not descending) else 0,
+                before_seq=position if descending else None,
+                types=tuple(types or ()),
+                descending=descending,
+                limit=size + 1,
+                processed_gt=created_at_gt,
+                processed_gte=created_at_gte,
+                processed_lt=created_at_lt,
+                processed_lte=created_at_lte,
+            ),
+        )
+        more = len(rows) > size
+        rows = rows[:size]
+        return EventPage(rows, encode(rows[-1].seq, descending=descending) if more else None)
+
+    async def stream_events(
+        self,
+        workspace: str,
+        session_id: str,
+        *,
+        after_seq: int | None = None,
+        after_id: str | None = None,
+    ) -> AsyncIterator[StoredEvent]:
+        """Every event after the cursor exactly once, in order, then live; ends after a terminal event.
+
+        With neither cursor the stream starts at the end of the log (live only, as the Claude wire does);
+        `after_seq=0` replays from the beginning; `after_id` resumes after that event (SSE Last-Event-ID).
+        """
+        loaded = await self.load_session(workspace, session_id)
+        if after_id is not None:
+            found = await self.store.get_event(session_id, after_id)
+            if found is None:
+                raise CursorOutOfRange(
+                    f"event {after_id!r} is not in session {session_id!r}'s log; cannot resume after it",
+                    code="unknown_event_id",
+                )
+            after_seq = found.seq
+        elif after_seq is None:
+            after_seq = await self.store.last_seq(session_id) or loaded.row.last_seq
+
+        async def finished() -> bool:
+            row = await self.store.get_session(workspace, session_id)
+            return row is None or row.status == "terminated"
+
+        async for event in stream_log(self.store, self.bus, session_id, after_seq, is_finished=finished):
+            yield event
+
+
+def _check_system_messages(events: Sequence[Any]) -> None:
+    """Spec §5.2: at most one system.message, last, right after the user event it accompanies."""
+    kinds = [e.type for e in events]
+    if kinds.count("system.message") > 1:
+        raise InvalidRequest("at most one system.message per request", code="too_many_system_messages")
+    if "system.message" in kinds:
+        index = kinds.index("system.message")
+        if (
+            index != len(kinds) - 1
+            or index == 0
+            or kinds[index - 1]
+            not in (
+                "user.message",
+                "user.tool_result",
+                "user.custom_tool_result",
+            )
+        ):
+            raise InvalidRequest(
+                "a system.message must be the last event and directly follow a user.message, user.tool_result "
+                "or user.custom_tool_result",
+                code="misplaced_system_message",
+            )

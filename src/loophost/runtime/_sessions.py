@@ -1,0 +1,304 @@
+"""Sessions: creation from an agent snapshot, updates, archive, delete, pause and resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import wire
+from ._clock import now, rfc3339
+from ._core import RuntimeCore, SessionInternal
+from ._cursors import check_limit, decode, encode
+from ._errors import Conflict, InvalidRequest, NotFound
+from ._ids import new_id
+from .store import ListQuery, SessionRow, StoredEvent
+
+ACTIVE_STATUSES = ("running", "rescheduling")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """The runtime's view of a session beyond the wire object: what it waits for and whether it is paused."""
+
+    status: str
+    paused: bool
+    queued: int
+    pending_event_ids: tuple[str, ...]
+    archived: bool
+
+
+class SessionsMixin(RuntimeCore):
+    def on_input(self, session_id: str) -> None:
+        """Called after input was accepted for a session; the agent loop overrides it to wake a worker."""
+
+    async def _snapshot(self, workspace: str, ref: wire.SessionAgentRef) -> tuple[wire.SessionAgent, int]:
+        """Resolve the three `agent` forms of spec §4.1 into the session's agent snapshot."""
+        row = await self.store.get_agent(workspace, ref.id, ref.version)
+        if row is None:
+            raise NotFound(
+                f"agent {ref.id!r}" + (f" version {ref.version}" if ref.version else "") + " not found",
+                resource="agent",
+            )
+        if row.archived_at is not None:
+            raise Conflict(f"agent {ref.id!r} is archived; new sessions cannot use it", code="archived")
+        snapshot = wire.SessionAgent.from_agent(wire.Agent.model_validate_json(row.body))
+        if isinstance(ref, wire.AgentWithOverridesParams):
+            try:
+                snapshot = wire.apply_agent_overrides(snapshot, ref)
+            except ValueError as exc:
+                raise InvalidRequest(str(exc), code="invalid_overrides") from exc
+        return snapshot, row.version
+
+    async def start_session(self, workspace: str, params: wire.SessionCreateParams) -> wire.Session:
+        snapshot, version = await self._snapshot(workspace, params.agent)
+        env_row = await self.store.get_environment(workspace, params.environment_id)
+        if env_row is None:
+            raise NotFound(f"environment {params.environment_id!r} not found", resource="environment")
+        if env_row.archived_at is not None:
+            raise Conflict(f"environment {params.environment_id!r} is archived", code="archived")
+        if params.vault_ids:
+            raise NotFound(f"vault {params.vault_ids[0]!r} not found", resource="vault")
+        if params.resources:
+            raise InvalidRequest(
+                "session resources are not supported by this runtime yet", code="resources_unsupported"
+            )
+        ts = now()
+        session = wire.Session.model_validate(
+            {
+                "id": new_id("sesn"),
+                "type": "session",
+                "status": "idle",
+                "title": params.title,
+                "metadata": params.metadata or {},
+                "environment_id": params.environment_id,
+                "agent": snapshot.model_dump(mode="json", by_alias=True),
+                "resources": [],
+                "vault_ids": [],
+                "usage": {},
+                "stats": {},
+                "outcome_evaluations": [],
+                "budget": params.budget.model_dump(mode="json") if params.budget else None,
+                "created_at": rfc3339(ts),
+                "updated_at": rfc3339(ts),
+                "archived_at": None,
+            }
+        )
+        internal = SessionInternal()
+        initial = []
+        for param in params.initial_events or []:
+            event = self.echo_event(param, processed_at=None)
+            internal.queue.append(event.id)
+            initial.append(self.new_event(event))
+        row = SessionRow(
+            workspace=workspace,
+            id=session.id,
+            agent_id=snapshot.id,
+            agent_version=version,
+            environment_id=params.environment_id,
+            status="idle",
+            created_at=rfc3339(ts),
+            archived_at=None,
+            revision=1,
+            last_seq=0,
+            body=session.model_dump_json(by_alias=True),
+            internal=internal.model_dump_json(),
+        )
+        await self.store.insert_session(row, initial)
+        if initial:
+            self.on_input(session.id)
+        return session
+
+    def echo_event(self, param: Any, *, processed_at: Any, **extra: Any) -> wire.SessionEvent:
+        """The event a sent param becomes: same fields, plus a server id and `processed_at`."""
+        data = param.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        data.update(type=param.type, id=self.event_id(), processed_at=processed_at, **extra)
+        if param.type == "user.define_outcome":
+            data.setdefault("outcome_id", new_id("outc"))
+        return wire.parse_event(data)
+
+    async def get_session(self, workspace: str, session_id: str) -> wire.Session:
+        return (await self.load_session(workspace, session_id)).session
+
+    async def list_sessions(
+        self,
+        workspace: str,
+        *,
+        limit: int | None = None,
+        page: str | None = None,
+        order: str = "desc",
+        include_archived: bool = False,
+        agent_id: str | None = None,
+        agent_version: int | None = None,
+        statuses: list[str] | None = None,
+        created_at_gt: str | None = None,
+        created_at_gte: str | None = None,
+        created_at_lt: str | None = None,
+        created_at_lte: str | None = None,
+    ) -> wire.BidirectionalPage[wire.Session]:
+        if order not in ("asc", "desc"):
+            raise InvalidRequest("order must be 'asc' or 'desc'", code="invalid_order")
+        descending = order == "desc"
+        size = check_limit(limit, default=self.config.default_page_size, maximum=self.config.max_page_size)
+        cursor = decode(page, descending=descending)
+        backwards = bool(cursor and cursor.backwards)
+        rows = await self.store.list_sessions(
+            workspace,
+            ListQuery(
+                limit=size + 1,
+                descending=descending != backwards,
+                after=(cursor.position[0], cursor.position[1]) if cursor else None,
+                include_archived=include_archived,
+                created_gt=created_at_gt,
+                created_gte=created_at_gte,
+                created_lt=created_at_lt,
+                created_lte=created_at_lte,
+                filters={"agent_id": agent_id, "agent_version": agent_version, "statuses": statuses or None},
+            ),
+        )
+        more = len(rows) > size
+        rows = rows[:size]
+        if backwards:
+            rows.reverse()
+        has_next = more if not backwards else cursor is not None
+        has_prev = (cursor is not None) if not backwards else more
+        next_page = encode([rows[-1].created_at, rows[-1].id], descending=descending) if rows and has_next else None
+        prev_page = (
+            encode([rows[0].created_at, rows[0].id], descending=descending, backwards=True)
+            if rows and has_prev
+            else None
+        )
+        return wire.BidirectionalPage[wire.Session](
+            data=[wire.Session.model_validate_json(r.body) for r in rows],
+            next_page=next_page,
+            prev_page=prev_page,
+        )
+
+    async def update_session(self, workspace: str, session_id: str, params: wire.SessionUpdateParams) -> wire.Session:
+        fields = params.model_fields_set
+        if not fields:
+            raise InvalidRequest("an update needs at least one field", code="empty_update")
+        if "vault_ids" in fields:
+            raise InvalidRequest("vault_ids can only be set when a session is created", code="vault_ids_immutable")
+        async with self.locks.lock(session_id):
+            loaded = await self.load_session(workspace, session_id)
+            current = loaded.session
+            if current.archived_at is not None:
+                raise Conflict(f"session {session_id!r} is archived and read-only", code="archived")
+            changes: dict[str, Any] = {}
+            announce: dict[str, Any] = {}
+            if "title" in fields and params.title != current.title:
+                changes["title"] = announce["title"] = params.title
+            if "metadata" in fields and params.metadata is not None:
+                merged = dict(current.metadata)
+                for key, value in params.metadata.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                if merged != current.metadata:
+                    changes["metadata"] = announce["metadata"] = merged
+            if "agent" in fields and params.agent is not None:
+                if current.status in ACTIVE_STATUSES:
+                    raise Conflict("a running session's agent cannot change; interrupt it first", code="running")
+                try:
+                    agent = wire.apply_session_agent_update(current.agent, params.agent)
+                except ValueError as exc:
+                    raise InvalidRequest(str(exc), code="invalid_agent") from exc
+                if agent != current.agent:
+                    changes["agent"] = agent
+                    announce["agent"] = agent.model_dump(mode="json", by_alias=True)
+            if "budget" in fields:
+                self._check_budget_update(current, params)
+                if params.budget != current.budget:
+                    changes["budget"] = params.budget
+                    announce["budget"] = params.budget.model_dump(mode="json") if params.budget else None
+            if not changes:
+                return current
+            ts = now()
+            updated = current.model_copy(update={**changes, "updated_at": ts})
+            event = wire.parse_event(
+                {"id": self.event_id(), "type": "session.updated", "processed_at": rfc3339(ts), **announce}
+            )
+            await self.commit(loaded, session=updated, events=[self.new_event(event, only_set=True)])
+            return updated
+
+    @staticmethod
+    def _check_budget_update(current: wire.Session, params: wire.SessionUpdateParams) -> None:
+        if params.budget is not None and current.budget is None:
+            raise InvalidRequest("a budget can only be set when the session is created", code="budget_create_only")
+
+    async def archive_session(self, workspace: str, session_id: str) -> wire.Session:
+        async with self.locks.lock(session_id):
+            loaded = await self.load_session(workspace, session_id)
+            current = loaded.session
+            if current.archived_at is not None:
+                raise Conflict(f"session {session_id!r} is already archived", code="archived")
+            if current.status in ACTIVE_STATUSES:
+                raise Conflict(f"session {session_id!r} is running; interrupt it first", code="running")
+            ts = now()
+            updated = current.model_copy(update={"archived_at": ts, "updated_at": ts, "status": "terminated"})
+            events = []
+            if current.status != "terminated":
+                events.append(
+                    self.new_event(
+                        wire.parse_event(
+                            {
+                                "id": self.event_id(),
+                                "type": "session.status_terminated",
+                                "processed_at": rfc3339(ts),
+                            }
+                        )
+                    )
+                )
+            await self.commit(loaded, session=updated, events=events, archived_at=rfc3339(ts))
+            return updated
+
+    async def delete_session(self, workspace: str, session_id: str) -> wire.Deleted:
+        async with self.locks.lock(session_id):
+            loaded = await self.load_session(workspace, session_id)
+            if loaded.session.status in ACTIVE_STATUSES:
+                raise Conflict(f"session {session_id!r} is running; interrupt it first", code="running")
+            if not await self.store.delete_session(workspace, session_id):
+                raise NotFound(f"session {session_id!r} not found", resource="session")
+            ts = rfc3339(now())
+            event_id = self.event_id()
+            body = wire.parse_event({"id": event_id, "type": "session.deleted", "processed_at": ts})
+            final = StoredEvent(
+                session_id, loaded.row.last_seq + 1, event_id, "session.deleted", ts, body.model_dump_json()
+            )
+            self.bus.close_session(session_id, final)
+        self.locks.discard(session_id)
+        return wire.Deleted(id=session_id, type="session_deleted")
+
+    async def pause(self, workspace: str, session_id: str) -> SessionState:
+        """Stop taking input at the next turn boundary; persisted, so it survives a restart."""
+        return await self._set_paused(workspace, session_id, True)
+
+    async def resume(self, workspace: str, session_id: str) -> SessionState:
+        return await self._set_paused(workspace, session_id, False)
+
+    async def _set_paused(self, workspace: str, session_id: str, paused: bool) -> SessionState:
+        async with self.locks.lock(session_id):
+            loaded = await self.load_session(workspace, session_id)
+            if loaded.session.archived_at is not None or loaded.session.status == "terminated":
+                raise Conflict(f"session {session_id!r} is {_finished(loaded.session)}", code="terminated")
+            if loaded.internal.paused != paused:
+                internal = loaded.internal.model_copy(update={"paused": paused})
+                await self.commit(loaded, internal=internal)
+        if not paused:
+            self.on_input(session_id)
+        return await self.status(workspace, session_id)
+
+    async def status(self, workspace: str, session_id: str) -> SessionState:
+        loaded = await self.load_session(workspace, session_id)
+        return SessionState(
+            status=loaded.session.status,
+            paused=loaded.internal.paused,
+            queued=len(loaded.internal.queue),
+            pending_event_ids=tuple(k for k, v in loaded.internal.pending.items() if v.answer is None),
+            archived=loaded.session.archived_at is not None,
+        )
+
+
+def _finished(session: wire.Session) -> str:
+    return "archived" if session.archived_at is not None else "terminated"

@@ -1,0 +1,90 @@
+"""Replay + live, stitched without gap or duplicate.
+
+1. subscribe to the bus (so nothing committed from now on can be missed);
+2. replay the durable log after the cursor, page by page;
+3. switch to the live buffer, dropping anything at or below the last delivered seq, and reading the log again
+   whenever the live half shows a hole or the subscription lagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from ._bus import EventBus
+from ._errors import CursorOutOfRange, NotFound
+from .store import EventQuery, Store, StoredEvent
+
+TERMINAL_TYPES = frozenset({"session.status_terminated", "session.deleted"})
+REPLAY_PAGE = 1000
+
+
+async def stream_log(
+    store: Store,
+    bus: EventBus,
+    session_id: str,
+    after_seq: int = 0,
+    *,
+    is_finished: Callable[[], Awaitable[bool]] | None = None,
+    page_size: int = REPLAY_PAGE,
+) -> AsyncIterator[StoredEvent]:
+    """Every event of the session with seq > `after_seq`, exactly once, in order; then live events.
+
+    Ends after a terminal event (`session.status_terminated`, `session.deleted`), or after the replay when
+    `is_finished` (awaited) says the session can produce no more events.
+    """
+    sub = bus.subscribe(session_id)
+    try:
+        last = await store.last_seq(session_id)
+        if last is None:
+            raise NotFound(f"session {session_id} not found")
+        if after_seq < 0 or after_seq > last:
+            raise CursorOutOfRange(
+                f"cursor {after_seq} is beyond the end of session {session_id}'s log (last seq {last})",
+                last_seq=last,
+            )
+        cursor = after_seq
+
+        async def catch_up(until: int | None) -> AsyncIterator[StoredEvent]:
+            nonlocal cursor
+            while True:
+                query = EventQuery(after_seq=cursor, before_seq=until, limit=page_size)
+                page = await store.list_events(session_id, query)
+                for event in page:
+                    cursor = event.seq
+                    yield event
+                if len(page) < page_size:
+                    return
+
+        async for event in catch_up(None):
+            yield event
+            if event.type in TERMINAL_TYPES:
+                return
+        if is_finished is not None and await is_finished():
+            # Nothing can follow; but a terminal event may have committed between the replay and now.
+            async for event in catch_up(None):
+                yield event
+            return
+        while True:
+            batch = await sub.next_batch()
+            if batch is None:  # lagged: the log has everything the buffer dropped
+                async for event in catch_up(None):
+                    yield event
+                    if event.type in TERMINAL_TYPES:
+                        return
+                continue
+            if not batch and sub.closed:
+                return
+            for event in batch:
+                if event.seq <= cursor:
+                    continue
+                if event.seq > cursor + 1:
+                    async for missed in catch_up(event.seq):
+                        yield missed
+                cursor = event.seq
+                yield event
+                if event.type in TERMINAL_TYPES:
+                    return
+            if sub.closed and not sub.buffer:
+                return
+    finally:
+        sub.close()

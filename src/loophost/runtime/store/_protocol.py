@@ -1,0 +1,98 @@
+"""The `Store` contract every backend (SQLite now, PostgreSQL later) implements.
+
+Rules every backend keeps, and that the contract tests in tests/runtime/store check:
+- an event is committed before `append`/`commit_session` returns and before any commit listener sees it;
+- events of one session get seqs 1, 2, 3 … with no hole, in commit order;
+- a session change and the events announcing it commit in one transaction;
+- commit listeners are called in commit order, on the event loop, once per committed batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from ._records import (
+    AgentRow,
+    EnvironmentRow,
+    EventQuery,
+    IdempotencyRecord,
+    ListQuery,
+    NewEvent,
+    SessionChange,
+    SessionRow,
+    StoredEvent,
+)
+
+CommitListener = Callable[[Sequence[StoredEvent]], None]
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    def add_commit_listener(self, listener: CommitListener) -> None: ...
+
+    # agents
+    async def insert_agent(self, row: AgentRow) -> None: ...
+    async def add_agent_version(self, row: AgentRow) -> None:
+        """Insert version `row.version`; `Conflict` if it exists or is not latest+1."""
+        ...
+
+    async def get_agent(self, workspace: str, agent_id: str, version: int | None = None) -> AgentRow | None: ...
+    async def list_agents(self, workspace: str, query: ListQuery) -> list[AgentRow]: ...
+    async def list_agent_versions(
+        self, workspace: str, agent_id: str, *, before_version: int | None, limit: int
+    ) -> list[AgentRow]: ...
+    async def archive_agent(self, workspace: str, agent_id: str, archived_at: str) -> None: ...
+
+    # environments
+    async def insert_environment(self, row: EnvironmentRow) -> None:
+        """`Conflict` when the name is taken in the workspace."""
+        ...
+
+    async def update_environment(self, row: EnvironmentRow) -> None: ...
+    async def get_environment(self, workspace: str, env_id: str) -> EnvironmentRow | None: ...
+    async def list_environments(self, workspace: str, query: ListQuery) -> list[EnvironmentRow]: ...
+    async def delete_environment(self, workspace: str, env_id: str) -> bool: ...
+
+    # sessions
+    async def insert_session(self, row: SessionRow, events: Sequence[NewEvent] = ()) -> list[StoredEvent]: ...
+    async def get_session(self, workspace: str | None, session_id: str) -> SessionRow | None:
+        """`workspace=None` looks across workspaces (recovery only)."""
+        ...
+
+    async def list_sessions(self, workspace: str, query: ListQuery) -> list[SessionRow]: ...
+    async def sessions_with_status(self, statuses: Sequence[str]) -> list[SessionRow]: ...
+    async def commit_session(
+        self,
+        session_id: str,
+        *,
+        expected_revision: int | None,
+        change: SessionChange | None = None,
+        events: Sequence[NewEvent] = (),
+        idempotency: IdempotencyRecord | None = None,
+        processed: tuple[Sequence[str], str] | None = None,
+    ) -> tuple[int, list[StoredEvent]]:
+        """Atomically: check the revision (`StaleWrite`), apply `change`, append `events`, mark the event ids in
+        `processed` as processed at the given time, and record `idempotency` (`Conflict(code="idempotent_replay")`
+        if the key exists). Returns the new revision and the stored events."""
+        ...
+
+    async def append_events(self, session_id: str, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        """Append to the log with no other change (the hot path: batched with concurrent appends).
+        `StaleWrite` if the session no longer exists."""
+        ...
+
+    async def delete_session(self, workspace: str, session_id: str) -> bool: ...
+
+    # the event log
+    async def list_events(self, session_id: str, query: EventQuery) -> list[StoredEvent]: ...
+    async def get_event(self, session_id: str, event_id: str) -> StoredEvent | None: ...
+    async def last_seq(self, session_id: str) -> int | None:
+        """None when the session does not exist."""
+        ...
+
+    # idempotency and checkpoints
+    async def get_idempotency(self, session_id: str, key: str) -> str | None: ...
+    async def put_checkpoint(self, session_id: str, blob: bytes) -> None: ...
+    async def get_checkpoint(self, session_id: str) -> bytes | None: ...

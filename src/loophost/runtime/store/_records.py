@@ -1,0 +1,123 @@
+"""Rows as the store hands them to the runtime.
+
+Documents (`body`) are the wire JSON the runtime produced, stored as text and handed back as text: the store
+never re-validates them, so replay can serve the stored JSON as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event the runtime has built and serialized, not yet given a `seq`."""
+
+    id: str
+    type: str
+    processed_at: str | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A committed event: `seq` is monotonic per session starting at 1, `id` is stable forever."""
+
+    session_id: str
+    seq: int
+    id: str
+    type: str
+    processed_at: str | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRow:
+    """One version of an agent; `archived_at` is agent-level and shared by every version."""
+
+    workspace: str
+    id: str
+    version: int
+    created_at: str
+    archived_at: str | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentRow:
+    workspace: str
+    id: str
+    name: str
+    created_at: str
+    archived_at: str | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A session's document plus the columns the store filters and compares on.
+
+    `revision` increases on every committed change of the row; writers compare-and-set on it.
+    """
+
+    workspace: str
+    id: str
+    agent_id: str
+    agent_version: int
+    environment_id: str
+    status: str
+    created_at: str
+    archived_at: str | None
+    revision: int
+    last_seq: int
+    body: str
+    internal: str = "{}"
+    """Runtime-owned state that is not on the wire (queued input, pending actions, pause), as JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChange:
+    """What one commit changes on a session row: any subset of these, all in the events' transaction."""
+
+    body: str | None = None
+    status: str | None = None
+    archived_at: str | None = None
+    internal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """A client's idempotency key and the response first answered for it."""
+
+    key: str
+    response: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """A page request over one session's log (bounds are exclusive)."""
+
+    after_seq: int = 0
+    before_seq: int | None = None
+    types: tuple[str, ...] = ()
+    descending: bool = False
+    limit: int = 1000
+    processed_gt: str | None = None
+    processed_gte: str | None = None
+    processed_lt: str | None = None
+    processed_lte: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A keyset page request over a workspace's resources ordered by (created_at, id)."""
+
+    limit: int = 20
+    descending: bool = False
+    after: tuple[str, str] | None = None
+    include_archived: bool = False
+    created_gt: str | None = None
+    created_gte: str | None = None
+    created_lt: str | None = None
+    created_lte: str | None = None
+    filters: dict[str, object] = field(default_factory=dict)

@@ -1,0 +1,466 @@
+"""`SQLiteStore`: the embedded default `Store` (one file, WAL, group commit)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._errors import Conflict, StaleWrite
+from ._protocol import CommitListener
+from ._records import (
+    AgentRow,
+    EnvironmentRow,
+    EventQuery,
+    IdempotencyRecord,
+    ListQuery,
+    NewEvent,
+    SessionChange,
+    SessionRow,
+    StoredEvent,
+)
+from ._sqlite_engine import SessionGone, SQLiteEngine, append_rows
+from ._sqlite_schema import migrate
+
+_EVENT_COLS = "seq, id, type, processed_at, body"
+_SESSION_COLS = (
+    "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision, last_seq, body,"
+    " internal"
+)
+
+
+def _session(row: sqlite3.Row | tuple[Any, ...]) -> SessionRow:
+    return SessionRow(*row)
+
+
+def _keyset(query: ListQuery, where: list[str], args: list[Any]) -> str:
+    """Add the created_at filters and the (created_at, id) cursor; return the ORDER BY … LIMIT tail."""
+    for op, value in (
+        (">", query.created_gt),
+        (">=", query.created_gte),
+        ("<", query.created_lt),
+        ("<=", query.created_lte),
+    ):
+        if value is not None:
+            where.append(f"created_at {op} ?")
+            args.append(value)
+    if not query.include_archived:
+        where.append("archived_at IS NULL")
+    direction = "DESC" if query.descending else "ASC"
+    if query.after is not None:
+        where.append(f"(created_at, id) {'<' if query.descending else '>'} (?, ?)")
+        args.extend(query.after)
+    args.append(query.limit)
+    return f" ORDER BY created_at {direction}, id {direction} LIMIT ?"
+
+
+class SQLiteStore:
+    """Durable store on one SQLite file.
+
+    `path=":memory:"` keeps the file in a private temporary directory removed on close (WAL needs a real file;
+    several connections need to share it).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        raw = os.fspath(path)
+        if raw == ":memory:":
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="loophost-")
+            raw = str(Path(self._tmpdir.name) / "loophost.db")
+        else:
+            Path(raw).parent.mkdir(parents=True, exist_ok=True)
+        if synchronous.upper() not in {"NORMAL", "FULL", "OFF"}:
+            raise ValueError("synchronous must be NORMAL, FULL or OFF")
+        self.path = raw
+        self._engine = SQLiteEngine(raw, synchronous=synchronous.upper())
+
+    async def open(self) -> None:
+        await self._engine.open(migrate)
+
+    async def close(self) -> None:
+        await self._engine.close()
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._engine.add_listener(listener)
+
+    # agents ------------------------------------------------------------------------------------------------
+    async def insert_agent(self, row: AgentRow) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            conn.execute(
+                "INSERT INTO agents (id, workspace, version, created_at, archived_at, body) VALUES (?,?,?,?,?,?)",
+                (row.id, row.workspace, row.version, row.created_at, row.archived_at, row.body),
+            )
+            conn.execute(
+                "INSERT INTO agent_versions (agent_id, version, body) VALUES (?,?,?)",
+                (row.id, row.version, row.body),
+            )
+            return None, ()
+
+        await self._engine.write(fn)
+
+    async def add_agent_version(self, row: AgentRow) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            cur = conn.execute(
+                "UPDATE agents SET version = ?, body = ? WHERE id = ? AND workspace = ? AND version = ?",
+                (row.version, row.body, row.id, row.workspace, row.version - 1),
+            )
+            if cur.rowcount != 1:
+                raise Conflict(
+                    f"agent {row.id} was changed concurrently; version {row.version - 1} is no longer the latest",
+                    code="version_conflict",
+                )
+            conn.execute(
+                "INSERT INTO agent_versions (agent_id, version, body) VALUES (?,?,?)",
+                (row.id, row.version, row.body),
+            )
+            return None, ()
+
+        await self._engine.write(fn)
+
+    async def get_agent(self, workspace: str, agent_id: str, version: int | None = None) -> AgentRow | None:
+        def fn(conn: sqlite3.Connection) -> AgentRow | None:
+            head = conn.execute(
+                "SELECT version, created_at, archived_at, body FROM agents WHERE id = ? AND workspace = ?",
+                (agent_id, workspace),
+            ).fetchone()
+            if head is None:
+                return None
+            latest, created_at, archived_at, body = head
+            if version is not None and version != latest:
+                found = conn.execute(
+                    "SELECT body FROM agent_versions WHERE agent_id = ? AND version = ?", (agent_id, version)
+                ).fetchone()
+                if found is None:
+                    return None
+                return AgentRow(workspace, agent_id, version, created_at, archived_at, found[0])
+            return AgentRow(workspace, agent_id, latest, created_at, archived_at, body)
+
+        return await self._engine.read(fn)
+
+    async def list_agents(self, workspace: str, query: ListQuery) -> list[AgentRow]:
+        def fn(conn: sqlite3.Connection) -> list[AgentRow]:
+            where, args = ["workspace = ?"], [workspace]
+            tail = _keyset(query, where, args)
+            sql = "SELECT workspace, id, version, created_at, archived_at, body FROM agents WHERE "
+            return [AgentRow(*r) for r in conn.execute(sql + " AND ".join(where) + tail, args)]
+
+        return await self._engine.read(fn)
+
+    async def list_agent_versions(
+        self, workspace: str, agent_id: str, *, before_version: int | None, limit: int
+    ) -> list[AgentRow]:
+        def fn(conn: sqlite3.Connection) -> list[AgentRow]:
+            head = conn.execute(
+                "SELECT created_at, archived_at FROM agents WHERE id = ? AND workspace = ?",
+                (agent_id, workspace),
+            ).fetchone()
+            if head is None:
+                return []
+            rows = conn.execute(
+                "SELECT version, body FROM agent_versions WHERE agent_id = ? AND version < ? "
+                "ORDER BY version DESC LIMIT ?",
+                (agent_id, before_version if before_version is not None else 2**62, limit),
+            )
+            return [AgentRow(workspace, agent_id, v, head[0], head[1], body) for v, body in rows]
+
+        return await self._engine.read(fn)
+
+    async def archive_agent(self, workspace: str, agent_id: str, archived_at: str) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            conn.execute(
+                "UPDATE agents SET archived_at = ? WHERE id = ? AND workspace = ? AND archived_at IS NULL",
+                (archived_at, agent_id, workspace),
+            )
+            return None, ()
+
+        await self._engine.write(fn)
+
+    # environments ------------------------------------------------------------------------------------------
+    async def insert_environment(self, row: EnvironmentRow) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            try:
+                conn.execute(
+                    "INSERT INTO environments (id, workspace, name, created_at, archived_at, body) "
+                    "VALUES (?,?,?,?,?,?)",
+                    (row.id, row.workspace, row.name, row.created_at, row.archived_at, row.body),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"an environment named {row.name!r} already exists", code="duplicate_name") from exc
+            return None, ()
+
+        await self._engine.write(fn)
+
+    async def update_environment(self, row: EnvironmentRow) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            try:
+                conn.execute(
+                    "UPDATE environments SET name = ?, archived_at = ?, body = ? WHERE id = ? AND workspace = ?",
+                    (row.name, row.archived_at, row.body, row.id, row.workspace),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"an environment named {row.name!r} already exists", code="duplicate_name") from exc
+            return None, ()
+
+        await self._engine.write(fn)
+
+    async def get_environment(self, workspace: str, env_id: str) -> EnvironmentRow | None:
+        def fn(conn: sqlite3.Connection) -> EnvironmentRow | None:
+            r = conn.execute(
+                "SELECT workspace, id, name, created_at, archived_at, body FROM environments "
+                "WHERE id = ? AND workspace = ?",
+                (env_id, workspace),
+            ).fetchone()
+            return EnvironmentRow(*r) if r else None
+
+        return await self._engine.read(fn)
+
+    async def list_environments(self, workspace: str, query: ListQuery) -> list[EnvironmentRow]:
+        def fn(conn: sqlite3.Connection) -> list[EnvironmentRow]:
+            where, args = ["workspace = ?"], [workspace]
+            tail = _keyset(query, where, args)
+            sql = "SELECT workspace, id, name, created_at, archived_at, body FROM environments WHERE "
+            return [EnvironmentRow(*r) for r in conn.execute(sql + " AND ".join(where) + tail, args)]
+
+        return await self._engine.read(fn)
+
+    async def delete_environment(self, workspace: str, env_id: str) -> bool:
+        def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
+            cur = conn.execute("DELETE FROM environments WHERE id = ? AND workspace = ?", (env_id, workspace))
+            return cur.rowcount == 1, ()
+
+        return await self._engine.write(fn)
+
+    # sessions ----------------------------------------------------------------------------------------------
+    async def insert_session(self, row: SessionRow, events: Sequence[NewEvent] = ()) -> list[StoredEvent]:
+        def fn(conn: sqlite3.Connection) -> tuple[list[StoredEvent], Sequence[StoredEvent]]:
+            conn.execute(
+                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    row.workspace,
+                    row.id,
+                    row.agent_id,
+                    row.agent_version,
+                    row.environment_id,
+                    row.status,
+                    row.created_at,
+                    row.archived_at,
+                    row.revision,
+                    0,
+                    row.body,
+                    row.internal,
+                ),
+            )
+            stored = _append_guarded(conn, row.id, events)
+            return stored, stored
+
+        return await self._engine.write(fn)
+
+    async def get_session(self, workspace: str | None, session_id: str) -> SessionRow | None:
+        def fn(conn: sqlite3.Connection) -> SessionRow | None:
+            if workspace is None:
+                r = conn.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            else:
+                r = conn.execute(
+                    f"SELECT {_SESSION_COLS} FROM sessions WHERE id = ? AND workspace = ?",
+                    (session_id, workspace),
+                ).fetchone()
+            return _session(r) if r else None
+
+        return await self._engine.read(fn)
+
+    async def list_sessions(self, workspace: str, query: ListQuery) -> list[SessionRow]:
+        def fn(conn: sqlite3.Connection) -> list[SessionRow]:
+            where: list[str] = ["workspace = ?"]
+            args: list[object] = [workspace]
+            filters = query.filters
+            if filters.get("agent_id") is not None:
+                where.append("agent_id = ?")
+                args.append(filters["agent_id"])
+            if filters.get("agent_version") is not None:
+                where.append("agent_version = ?")
+                args.append(filters["agent_version"])
+            statuses = filters.get("statuses")
+            if statuses:
+                assert isinstance(statuses, (list, tuple))
+                where.append(f"status IN ({','.join('?' * len(statuses))})")
+                args.extend(statuses)
+            tail = _keyset(query, where, args)
+            return [
+                _session(r)
+                for r in conn.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE " + " AND ".join(where) + tail, args)
+            ]
+
+        return await self._engine.read(fn)
+
+    async def sessions_with_status(self, statuses: Sequence[str]) -> list[SessionRow]:
+        def fn(conn: sqlite3.Connection) -> list[SessionRow]:
+            marks = ",".join("?" * len(statuses))
+            return [
+                _session(r)
+                for r in conn.execute(
+                    f"SELECT {_SESSION_COLS} FROM sessions WHERE status IN ({marks}) ORDER BY created_at",
+                    statuses,
+                )
+            ]
+
+        return await self._engine.read(fn)
+
+    async def commit_session(
+        self,
+        session_id: str,
+        *,
+        expected_revision: int | None,
+        change: SessionChange | None = None,
+        events: Sequence[NewEvent] = (),
+        idempotency: IdempotencyRecord | None = None,
+        processed: tuple[Sequence[str], str] | None = None,
+    ) -> tuple[int, list[StoredEvent]]:
+        def fn(conn: sqlite3.Connection) -> tuple[tuple[int, list[StoredEvent]], Sequence[StoredEvent]]:
+            cur = conn.execute("SELECT revision FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if cur is None:
+                raise StaleWrite(f"session {session_id} no longer exists", code="session_gone")
+            revision = cur[0]
+            if expected_revision is not None and revision != expected_revision:
+                raise StaleWrite(f"session {session_id} changed concurrently (revision {revision})")
+            if idempotency is not None:
+                try:
+                    conn.execute(
+                        "INSERT INTO idempotency (session_id, key, response) VALUES (?,?,?)",
+                        (session_id, idempotency.key, idempotency.response),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise Conflict("idempotency key already used", code="idempotent_replay") from exc
+            if change is not None:
+                sets, args = ["revision = revision + 1"], []
+                for column, value in (
+                    ("body", change.body),
+                    ("status", change.status),
+                    ("internal", change.internal),
+                ):
+                    if value is not None:
+                        sets.append(f"{column} = ?")
+                        args.append(value)
+                if change.archived_at is not None:
+                    sets.append("archived_at = ?")
+                    args.append(change.archived_at)
+                conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?", (*args, session_id))
+                revision += 1
+            if processed is not None:
+                ids, at = processed
+                conn.executemany(
+                    "UPDATE events SET processed_at = ?, body = json_set(body, '$.processed_at', ?) "
+                    "WHERE session_id = ? AND id = ? AND processed_at IS NULL",
+                    [(at, at, session_id, event_id) for event_id in ids],
+                )
+            stored = _append_guarded(conn, session_id, events)
+            return (revision, stored), stored
+
+        return await self._engine.write(fn)
+
+    async def append_events(self, session_id: str, events: Sequence[NewEvent]) -> list[StoredEvent]:
+        try:
+            return await self._engine.append(session_id, events)
+        except SessionGone as exc:
+            raise StaleWrite(f"session {session_id} no longer exists", code="session_gone") from exc
+
+    async def delete_session(self, workspace: str, session_id: str) -> bool:
+        def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
+            cur = conn.execute("DELETE FROM sessions WHERE id = ? AND workspace = ?", (session_id, workspace))
+            if cur.rowcount != 1:
+                return False, ()
+            conn.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM idempotency WHERE session_id = ?", (session_id,))
+            return True, ()
+
+        return await self._engine.write(fn)
+
+    # the event log ----------------------------------------------------------------------------------------
+    async def list_events(self, session_id: str, query: EventQuery) -> list[StoredEvent]:
+        def fn(conn: sqlite3.Connection) -> list[StoredEvent]:
+            where, args = ["session_id = ?", "seq > ?"], [session_id, query.after_seq]
+            if query.before_seq is not None:
+                where.append("seq < ?")
+                args.append(query.before_seq)
+            if query.types:
+                where.append(f"type IN ({','.join('?' * len(query.types))})")
+                args.extend(query.types)
+            for op, value in (
+                (">", query.processed_gt),
+                (">=", query.processed_gte),
+                ("<", query.processed_lt),
+                ("<=", query.processed_lte),
+            ):
+                if value is not None:
+                    where.append(f"processed_at {op} ?")
+                    args.append(value)
+            args.append(query.limit)
+            order = "DESC" if query.descending else "ASC"
+            sql = f"SELECT {_EVENT_COLS} FROM events WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?"
+            return [StoredEvent(session_id, *r) for r in conn.execute(sql, args)]
+
+        return await self._engine.read(fn)
+
+    async def get_event(self, session_id: str, event_id: str) -> StoredEvent | None:
+        def fn(conn: sqlite3.Connection) -> StoredEvent | None:
+            r = conn.execute(
+                f"SELECT {_EVENT_COLS} FROM events WHERE session_id = ? AND id = ?", (session_id, event_id)
+            ).fetchone()
+            return StoredEvent(session_id, *r) if r else None
+
+        return await self._engine.read(fn)
+
+    async def last_seq(self, session_id: str) -> int | None:
+        def fn(conn: sqlite3.Connection) -> int | None:
+            r = conn.execute("SELECT last_seq FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            return int(r[0]) if r else None
+
+        return await self._engine.read(fn)
+
+    # idempotency and checkpoints --------------------------------------------------------------------------
+    async def get_idempotency(self, session_id: str, key: str) -> str | None:
+        def fn(conn: sqlite3.Connection) -> str | None:
+            r = conn.execute(
+                "SELECT response FROM idempotency WHERE session_id = ? AND key = ?", (session_id, key)
+            ).fetchone()
+            return str(r[0]) if r else None
+
+        return await self._engine.read(fn)
+
+    async def put_checkpoint(self, session_id: str, blob: bytes) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            conn.execute("UPDATE sessions SET checkpoint = ? WHERE id = ?", (blob, session_id))
+            return None, ()
+
+        await self._engine.write(fn)
+
+    async def get_checkpoint(self, session_id: str) -> bytes | None:
+        def fn(conn: sqlite3.Connection) -> bytes | None:
+            r = conn.execute("SELECT checkpoint FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            return bytes(r[0]) if r and r[0] is not None else None
+
+        return await self._engine.read(fn)
+
+    def explain_events_query(self) -> str:
+        """The query plan of the replay query, for the index check in the tests."""
+        conn = sqlite3.connect(self.path)
+        try:
+            rows = conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT {_EVENT_COLS} FROM events WHERE session_id = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                ("x", 0, 10),
+            ).fetchall()
+            return " | ".join(str(r[-1]) for r in rows)
+        finally:
+            conn.close()
+
+
+def _append_guarded(conn: sqlite3.Connection, session_id: str, events: Sequence[NewEvent]) -> list[StoredEvent]:
+    try:
+        return append_rows(conn, session_id, events)
+    except SessionGone as exc:
+        raise StaleWrite(f"session {session_id} no longer exists", code="session_gone") from exc

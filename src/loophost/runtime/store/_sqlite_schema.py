@@ -1,0 +1,97 @@
+"""The SQLite schema, versioned: each entry of MIGRATIONS moves the database one version up, on open.
+
+The event log is an append-ordered rowid table with an index on (session_id, seq): a group commit that touches
+many sessions then writes a few sequential data pages instead of one page per session, which is what bounds
+commit cost in WAL mode.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: the durable session substrate
+    """
+    CREATE TABLE agents (
+        id TEXT PRIMARY KEY,
+        workspace TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        archived_at TEXT,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX agents_by_created ON agents (workspace, created_at, id);
+    CREATE TABLE agent_versions (
+        agent_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (agent_id, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE environments (
+        id TEXT PRIMARY KEY,
+        workspace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        archived_at TEXT,
+        body TEXT NOT NULL,
+        UNIQUE (workspace, name)
+    );
+    CREATE INDEX environments_by_created ON environments (workspace, created_at, id);
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        workspace TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        agent_version INTEGER NOT NULL,
+        environment_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        archived_at TEXT,
+        revision INTEGER NOT NULL DEFAULT 1,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        body TEXT NOT NULL,
+        internal TEXT NOT NULL DEFAULT '{}',
+        checkpoint BLOB
+    );
+    CREATE INDEX sessions_by_created ON sessions (workspace, created_at, id);
+    CREATE INDEX sessions_by_status ON sessions (status);
+    CREATE TABLE events (
+        n INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        processed_at TEXT,
+        body TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX events_by_seq ON events (session_id, seq);
+    CREATE UNIQUE INDEX events_by_id ON events (id);
+    CREATE TABLE idempotency (
+        session_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        response TEXT NOT NULL,
+        PRIMARY KEY (session_id, key)
+    ) WITHOUT ROWID;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the database to SCHEMA_VERSION; refuse one written by a newer loophost."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {current} is newer than this loophost understands ({SCHEMA_VERSION})"
+        )
+    for version in range(current, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,245 @@
+"""The Store contract: every backend must pass this suite (see conftest.STORE_BACKENDS)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+import pytest
+
+from loophost.runtime import Conflict
+from loophost.runtime._errors import StaleWrite
+from loophost.runtime.store import (
+    AgentRow,
+    EnvironmentRow,
+    EventQuery,
+    IdempotencyRecord,
+    ListQuery,
+    SessionChange,
+    Store,
+    StoredEvent,
+)
+
+from ._rows import event, session_row
+from .conftest import StoreFactory
+
+
+async def test_seqs_start_at_one_and_have_no_holes_under_concurrency(store: Store) -> None:
+    await store.insert_session(session_row())
+
+    async def appender(worker: int) -> None:
+        for i in range(25):
+            await store.append_events("sesn_1", [event(f"{worker}_{i}")])
+
+    await asyncio.gather(*(appender(w) for w in range(20)))
+    events = await store.list_events("sesn_1", EventQuery(limit=10_000))
+    assert [e.seq for e in events] == list(range(1, 501))
+    assert len({e.id for e in events}) == 500
+    assert await store.last_seq("sesn_1") == 500
+
+
+async def test_commit_listener_sees_every_event_once_in_commit_order(store: Store) -> None:
+    seen: list[StoredEvent] = []
+    store.add_commit_listener(seen.extend)
+    await store.insert_session(session_row("sesn_a"))
+    await store.insert_session(session_row("sesn_b"))
+    await asyncio.gather(
+        *(
+            store.append_events(sid, [event(f"{sid}_{i}_x"), event(f"{sid}_{i}_y")])
+            for i in range(30)
+            for sid in ("sesn_a", "sesn_b")
+        )
+    )
+    for sid in ("sesn_a", "sesn_b"):
+        seqs = [e.seq for e in seen if e.session_id == sid]
+        assert seqs == list(range(1, 61))
+
+
+async def test_a_failing_append_fails_alone_within_its_batch(store: Store) -> None:
+    await store.insert_session(session_row("sesn_a"))
+    await store.insert_session(session_row("sesn_b"))
+    results = await asyncio.gather(
+        store.append_events("sesn_a", [event("a1")]),
+        store.append_events("sesn_a", [event("a1")]),  # the same event id again in that log: rejected
+        store.append_events("sesn_gone", [event("g1")]),  # no such session
+        store.append_events("sesn_b", [event("b2"), event("b3")]),
+        return_exceptions=True,
+    )
+    assert [e.seq for e in results[0]] == [1]  # type: ignore[union-attr]
+    assert isinstance(results[1], Exception)
+    assert isinstance(results[2], StaleWrite)
+    assert [e.seq for e in results[3]] == [1, 2]  # type: ignore[union-attr]
+    assert [e.id for e in await store.list_events("sesn_b", EventQuery())] == ["sevt_b2", "sevt_b3"]
+    assert [e.id for e in await store.list_events("sesn_a", EventQuery())] == ["sevt_a1"]
+
+
+async def test_appends_and_session_commits_keep_commit_order(store: Store) -> None:
+    await store.insert_session(session_row())
+    ops = []
+    for i in range(20):
+        if i % 3 == 0:
+            ops.append(store.commit_session("sesn_1", expected_revision=None, events=[event(f"c{i}")]))
+        else:
+            ops.append(store.append_events("sesn_1", [event(f"p{i}")]))
+    await asyncio.gather(*ops)
+    ids = [e.id for e in await store.list_events("sesn_1", EventQuery())]
+    assert ids == [f"sevt_{'c' if i % 3 == 0 else 'p'}{i}" for i in range(20)]
+
+
+async def test_session_change_and_its_events_commit_together(store: Store) -> None:
+    await store.insert_session(session_row())
+    revision, stored = await store.commit_session(
+        "sesn_1",
+        expected_revision=1,
+        change=SessionChange(body='{"status": "running"}', status="running", internal='{"queue": []}'),
+        events=[event(1, "session.status_running")],
+    )
+    assert revision == 2
+    assert [e.seq for e in stored] == [1]
+    row = await store.get_session("ws", "sesn_1")
+    assert row is not None
+    assert (row.status, row.revision, row.last_seq, row.internal) == ("running", 2, 1, '{"queue": []}')
+
+
+async def test_stale_revision_writes_nothing_and_spares_the_rest_of_the_batch(store: Store) -> None:
+    await store.insert_session(session_row())
+    stale = store.commit_session(
+        "sesn_1", expected_revision=7, change=SessionChange(status="running"), events=[event("stale")]
+    )
+    fine = store.append_events("sesn_1", [event("fine")])
+    results = await asyncio.gather(stale, fine, return_exceptions=True)
+    assert isinstance(results[0], StaleWrite)
+    events = await store.list_events("sesn_1", EventQuery())
+    assert [e.id for e in events] == ["sevt_fine"]
+    assert [e.seq for e in events] == [1]
+    row = await store.get_session("ws", "sesn_1")
+    assert row is not None and row.status == "idle" and row.revision == 1
+
+
+async def test_idempotency_key_is_recorded_once(store: Store) -> None:
+    await store.insert_session(session_row())
+    record = IdempotencyRecord("key-1", '[{"id": "sevt_1"}]')
+    await store.commit_session("sesn_1", expected_revision=None, events=[event(1)], idempotency=record)
+    with pytest.raises(Conflict) as info:
+        await store.commit_session("sesn_1", expected_revision=None, events=[event(2)], idempotency=record)
+    assert info.value.code == "idempotent_replay"
+    assert [e.id for e in await store.list_events("sesn_1", EventQuery())] == ["sevt_1"]
+    assert await store.get_idempotency("sesn_1", "key-1") == record.response
+    assert await store.get_idempotency("sesn_1", "other") is None
+
+
+async def test_marking_processed_rewrites_the_stored_json(store: Store) -> None:
+    await store.insert_session(session_row(), [event(1, "user.message", processed_at=None)])
+    await store.commit_session("sesn_1", expected_revision=None, processed=(["sevt_1"], "2026-02-02T00:00:00.000000Z"))
+    (stored,) = await store.list_events("sesn_1", EventQuery())
+    assert stored.processed_at == "2026-02-02T00:00:00.000000Z"
+    assert json.loads(stored.body)["processed_at"] == "2026-02-02T00:00:00.000000Z"
+
+
+async def test_event_queries_filter_order_and_page(store: Store) -> None:
+    await store.insert_session(
+        session_row(), [event(i, "agent.message" if i % 2 else "user.message") for i in range(1, 11)]
+    )
+    asc = await store.list_events("sesn_1", EventQuery(after_seq=3, limit=4))
+    assert [e.seq for e in asc] == [4, 5, 6, 7]
+    desc = await store.list_events("sesn_1", EventQuery(before_seq=8, descending=True, limit=3))
+    assert [e.seq for e in desc] == [7, 6, 5]
+    typed = await store.list_events("sesn_1", EventQuery(types=("user.message",)))
+    assert [e.seq for e in typed] == [2, 4, 6, 8, 10]
+    assert await store.get_event("sesn_1", "sevt_5") == asc[1]
+    assert await store.get_event("sesn_1", "sevt_nope") is None
+
+
+async def test_sessions_are_scoped_by_workspace(store: Store) -> None:
+    await store.insert_session(session_row("sesn_1", workspace="ws_a"))
+    assert await store.get_session("ws_b", "sesn_1") is None
+    assert await store.get_session("ws_a", "sesn_1") is not None
+    assert await store.get_session(None, "sesn_1") is not None
+    assert await store.list_sessions("ws_b", ListQuery()) == []
+    assert not await store.delete_session("ws_b", "sesn_1")
+
+
+async def test_session_lists_filter_and_keyset_page(store: Store) -> None:
+    for i in range(5):
+        await store.insert_session(
+            session_row(
+                f"sesn_{i}",
+                created_at=f"2026-01-0{i + 1}T00:00:00.000000Z",
+                status="idle" if i % 2 else "running",
+            )
+        )
+    first = await store.list_sessions("ws", ListQuery(limit=2, descending=True))
+    assert [r.id for r in first] == ["sesn_4", "sesn_3"]
+    rest = await store.list_sessions(
+        "ws", ListQuery(limit=10, descending=True, after=(first[-1].created_at, first[-1].id))
+    )
+    assert [r.id for r in rest] == ["sesn_2", "sesn_1", "sesn_0"]
+    idle = await store.list_sessions("ws", ListQuery(filters={"statuses": ["idle"]}))
+    assert [r.id for r in idle] == ["sesn_1", "sesn_3"]
+    running = await store.sessions_with_status(["running"])
+    assert {r.id for r in running} == {"sesn_0", "sesn_2", "sesn_4"}
+
+
+async def test_delete_session_removes_its_log(store: Store) -> None:
+    await store.insert_session(session_row(), [event(1), event(2)])
+    assert await store.delete_session("ws", "sesn_1")
+    assert await store.get_session("ws", "sesn_1") is None
+    assert await store.list_events("sesn_1", EventQuery()) == []
+    assert await store.last_seq("sesn_1") is None
+    with pytest.raises(StaleWrite):
+        await store.commit_session("sesn_1", expected_revision=None, events=[event(3)])
+    with pytest.raises(StaleWrite):
+        await store.append_events("sesn_1", [event(4)])
+
+
+async def test_agent_versions_are_immutable_and_cas_guarded(store: Store) -> None:
+    await store.insert_agent(AgentRow("ws", "agent_1", 1, "2026-01-01", None, '{"v": 1}'))
+    await store.add_agent_version(AgentRow("ws", "agent_1", 2, "2026-01-01", None, '{"v": 2}'))
+    with pytest.raises(Conflict):
+        await store.add_agent_version(AgentRow("ws", "agent_1", 2, "2026-01-01", None, '{"v": "again"}'))
+    latest = await store.get_agent("ws", "agent_1")
+    first = await store.get_agent("ws", "agent_1", 1)
+    assert latest is not None and first is not None
+    assert (latest.version, latest.body, first.body) == (2, '{"v": 2}', '{"v": 1}')
+    assert await store.get_agent("other", "agent_1") is None
+    versions = await store.list_agent_versions("ws", "agent_1", before_version=None, limit=10)
+    assert [v.version for v in versions] == [2, 1]
+    await store.archive_agent("ws", "agent_1", "2026-03-03")
+    archived = await store.get_agent("ws", "agent_1", 1)
+    assert archived is not None and archived.archived_at == "2026-03-03"
+    assert await store.list_agents("ws", ListQuery()) == []
+    assert len(await store.list_agents("ws", ListQuery(include_archived=True))) == 1
+
+
+async def test_environment_names_are_unique_per_workspace(store: Store) -> None:
+    await store.insert_environment(EnvironmentRow("ws", "env_1", "prod", "2026-01-01", None, "{}"))
+    with pytest.raises(Conflict):
+        await store.insert_environment(EnvironmentRow("ws", "env_2", "prod", "2026-01-01", None, "{}"))
+    await store.insert_environment(EnvironmentRow("other", "env_3", "prod", "2026-01-01", None, "{}"))
+    assert await store.delete_environment("ws", "env_1")
+    assert await store.get_environment("ws", "env_1") is None
+
+
+async def test_checkpoints_round_trip(store: Store) -> None:
+    await store.insert_session(session_row())
+    assert await store.get_checkpoint("sesn_1") is None
+    await store.put_checkpoint("sesn_1", b"\x00state\xff")
+    assert await store.get_checkpoint("sesn_1") == b"\x00state\xff"
+
+
+async def test_everything_survives_close_and_reopen(store_factory: StoreFactory) -> None:
+    first = store_factory()
+    await first.open()
+    await first.insert_session(session_row(), [event(1)])
+    await first.commit_session("sesn_1", expected_revision=1, change=SessionChange(status="running"), events=[event(2)])
+    await first.close()
+    second = store_factory()
+    await second.open()
+    try:
+        row = await second.get_session("ws", "sesn_1")
+        assert row is not None and row.status == "running" and row.last_seq == 2
+        ids: Sequence[str] = [e.id for e in await second.list_events("sesn_1", EventQuery())]
+        assert ids == ["sevt_1", "sevt_2"]
+    finally:
+        await second.close()
