@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loophost.runtime.store import SQLiteStore, open_store
+from loophost.runtime.store import DatabaseInUse, SQLiteStore, open_store
 from loophost.runtime.store._sqlite_schema import SCHEMA_VERSION
 
 
@@ -55,3 +55,17 @@ async def test_memory_database_is_private_and_removed_on_close() -> None:
     assert path.exists()
     await store.close()
     assert not path.exists()
+
+
+async def test_a_second_owner_of_the_file_is_refused(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "owned.db")
+    await first.open()
+    try:
+        second = SQLiteStore(tmp_path / "owned.db")
+        with pytest.raises(DatabaseInUse, match="another loophost process"):
+            await second.open()
+    finally:
+        await first.close()
+    third = SQLiteStore(tmp_path / "owned.db")  # released on close
+    await third.open()
+    await third.close()

@@ -13,6 +13,7 @@ from ._records import (
     StoredEvent,
 )
 from ._sqlite import SQLiteStore
+from ._sqlite_engine import DatabaseInUse
 
 
 def open_store(url: str) -> Store:
@@ -33,6 +34,7 @@ def open_store(url: str) -> Store:
 __all__ = [
     "AgentRow",
     "CommitListener",
+    "DatabaseInUse",
     "EnvironmentRow",
     "EventQuery",
     "IdempotencyRecord",

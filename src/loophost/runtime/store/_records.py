@@ -7,11 +7,11 @@ never re-validates them, so replay can serve the stored JSON as it is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event the runtime has built and serialized, not yet given a `seq`."""
+class NewEvent(NamedTuple):
+    """An event the runtime has built and serialized, not yet given a `seq`. (A NamedTuple: built per event.)"""
 
     id: str
     type: str
@@ -19,9 +19,9 @@ class NewEvent:
     body: str
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """A committed event: `seq` is monotonic per session starting at 1, `id` is stable forever."""
+class StoredEvent(NamedTuple):
+    """A committed event: `seq` is monotonic per session starting at 1, `id` is stable forever.
+    (A NamedTuple: built per event on the hot path.)"""
 
     session_id: str
     seq: int

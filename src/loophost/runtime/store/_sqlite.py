@@ -22,13 +22,16 @@ from ._records import (
     SessionRow,
     StoredEvent,
 )
-from ._sqlite_engine import SessionGone, SQLiteEngine, append_rows
+from ._sqlite_engine import SeqAllocator, SessionGone, SQLiteEngine, append_rows
 from ._sqlite_schema import migrate
 
 _EVENT_COLS = "seq, id, type, processed_at, body"
 _SESSION_COLS = (
-    "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision, last_seq, body,"
-    " internal"
+    "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision,"
+    " (SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.session_id = sessions.id), body, internal"
+)
+_SESSION_INSERT_COLS = (
+    "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision, body, internal"
 )
 
 
@@ -239,7 +242,7 @@ class SQLiteStore:
     async def insert_session(self, row: SessionRow, events: Sequence[NewEvent] = ()) -> list[StoredEvent]:
         def fn(conn: sqlite3.Connection) -> tuple[list[StoredEvent], Sequence[StoredEvent]]:
             conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO sessions ({_SESSION_INSERT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     row.workspace,
                     row.id,
@@ -250,12 +253,11 @@ class SQLiteStore:
                     row.created_at,
                     row.archived_at,
                     row.revision,
-                    0,
                     row.body,
                     row.internal,
                 ),
             )
-            stored = _append_guarded(conn, row.id, events)
+            stored = _append_guarded(conn, self._engine.seqs, row.id, events)
             return stored, stored
 
         return await self._engine.write(fn)
@@ -357,7 +359,7 @@ class SQLiteStore:
                     "WHERE session_id = ? AND id = ? AND processed_at IS NULL",
                     [(at, at, session_id, event_id) for event_id in ids],
                 )
-            stored = _append_guarded(conn, session_id, events)
+            stored = _append_guarded(conn, self._engine.seqs, session_id, events)
             return (revision, stored), stored
 
         return await self._engine.write(fn)
@@ -373,6 +375,7 @@ class SQLiteStore:
             cur = conn.execute("DELETE FROM sessions WHERE id = ? AND workspace = ?", (session_id, workspace))
             if cur.rowcount != 1:
                 return False, ()
+            self._engine.seqs.forget(session_id)
             conn.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM idempotency WHERE session_id = ?", (session_id,))
             return True, ()
@@ -416,8 +419,11 @@ class SQLiteStore:
 
     async def last_seq(self, session_id: str) -> int | None:
         def fn(conn: sqlite3.Connection) -> int | None:
-            r = conn.execute("SELECT last_seq FROM sessions WHERE id = ?", (session_id,)).fetchone()
-            return int(r[0]) if r else None
+            r = conn.execute(
+                "SELECT (SELECT 1 FROM sessions WHERE id = ?), (SELECT MAX(seq) FROM events WHERE session_id = ?)",
+                (session_id, session_id),
+            ).fetchone()
+            return None if r[0] is None else int(r[1] or 0)
 
         return await self._engine.read(fn)
 
@@ -459,8 +465,10 @@ class SQLiteStore:
             conn.close()
 
 
-def _append_guarded(conn: sqlite3.Connection, session_id: str, events: Sequence[NewEvent]) -> list[StoredEvent]:
+def _append_guarded(
+    conn: sqlite3.Connection, seqs: SeqAllocator, session_id: str, events: Sequence[NewEvent]
+) -> list[StoredEvent]:
     try:
-        return append_rows(conn, session_id, events)
+        return append_rows(conn, seqs, session_id, events)
     except SessionGone as exc:
         raise StaleWrite(f"session {session_id} no longer exists", code="session_gone") from exc

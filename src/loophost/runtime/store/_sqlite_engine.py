@@ -9,12 +9,14 @@ rolls back alone and the rest of the batch still commits.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 from .._errors import StoreClosed
 from ._records import NewEvent, StoredEvent
@@ -37,6 +39,54 @@ class _Op(Generic[T]):
 
 class SessionGone(Exception):
     """Raised into a plain append whose session no longer exists (the store turns it into `StaleWrite`)."""
+
+
+class SeqAllocator:
+    """The last seq of each session's log, kept by the writer thread (the only writer of the file).
+
+    A miss reads `MAX(seq)` through the log's index; any rollback forgets everything, so the cache can never
+    run ahead of what is committed. Only ever touched from the writer thread.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def reserve(self, conn: sqlite3.Connection, session_id: str, count: int) -> int:
+        """Reserve `count` seqs and return the first; `SessionGone` when the session does not exist."""
+        last = self._last.get(session_id)
+        if last is None:
+            row = conn.execute(
+                "SELECT (SELECT 1 FROM sessions WHERE id = ?), (SELECT MAX(seq) FROM events WHERE session_id = ?)",
+                (session_id, session_id),
+            ).fetchone()
+            if row[0] is None:
+                raise SessionGone(session_id)
+            last = row[1] or 0
+        self._last[session_id] = last + count
+        return last + 1
+
+    def forget(self, session_id: str) -> None:
+        self._last.pop(session_id, None)
+
+    def reset(self) -> None:
+        self._last.clear()
+
+
+class DatabaseInUse(RuntimeError):
+    """Another process has this SQLite database open: the writer keeps state that only one process may own."""
+
+
+def _lock_exclusively(lock_path: str) -> IO[bytes]:
+    handle = open(lock_path, "ab")  # noqa: SIM115 - held open for the store's lifetime; closed by close()
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.close()
+        raise DatabaseInUse(
+            f"{lock_path.removesuffix('.lock')} is in use by another loophost process; a SQLite database has one "
+            "owner process (use PostgreSQL for several)"
+        ) from exc
+    return handle
 
 
 def connect(path: str, *, synchronous: str) -> sqlite3.Connection:
@@ -62,29 +112,42 @@ class SQLiteEngine:
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
         self._wconn: sqlite3.Connection | None = None
-        self._queue: asyncio.Queue[_Op[Any] | None] | None = None
+        self._pending: deque[_Op[Any]] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Sequence[StoredEvent]], None]] = []
+        self.seqs = SeqAllocator()
         self._closed = False
+        self._lock_file: IO[bytes] | None = None
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def open(self, migrate: Callable[[sqlite3.Connection], None]) -> None:
         loop = asyncio.get_running_loop()
+        self._lock_file = _lock_exclusively(self._path + ".lock")
 
         def _open() -> None:
             self._wconn = connect(self._path, synchronous=self._synchronous)
             migrate(self._wconn)
 
-        await loop.run_in_executor(self._writer_pool, _open)
-        self._queue = asyncio.Queue()
+        try:
+            await loop.run_in_executor(self._writer_pool, _open)
+        except BaseException:
+            if self._wconn is not None:
+                self._wconn.close()
+                self._wconn = None
+            self._lock_file.close()
+            self._lock_file = None
+            raise
         self._task = asyncio.create_task(self._run(), name="loophost-sqlite-writer")
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._queue is not None and self._task is not None:
-            self._queue.put_nowait(None)
+        if self._task is not None:
+            self._stopping = True
+            self._wake()
             await self._task
         loop = asyncio.get_running_loop()
         if self._wconn is not None:
@@ -95,42 +158,48 @@ class SQLiteEngine:
             self._reader_conns.clear()
         self._writer_pool.shutdown(wait=True)
         self._reader_pool.shutdown(wait=True)
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
 
     def add_listener(self, listener: Callable[[Sequence[StoredEvent]], None]) -> None:
         self._listeners.append(listener)
 
     # writes ------------------------------------------------------------------------------------------------
-    async def write(self, fn: WriteFn[T]) -> T:
-        if self._closed or self._queue is None:
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    def _submit(self, op: _Op[Any]) -> None:
+        if self._closed or self._task is None:
             raise StoreClosed("the store is closed")
+        self._pending.append(op)
+        self._wake()
+
+    async def write(self, fn: WriteFn[T]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Op(fn, future))
+        self._submit(_Op(fn, future))
         return await future
 
     async def append(self, session_id: str, events: Sequence[NewEvent]) -> list[StoredEvent]:
         """Append events to a session's log with no other change: the hot path, batched across callers."""
-        if self._closed or self._queue is None:
-            raise StoreClosed("the store is closed")
         future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Op(None, future, (session_id, events)))
+        self._submit(_Op(None, future, (session_id, events)))
         return await future
 
     async def _run(self) -> None:
-        assert self._queue is not None
         loop = asyncio.get_running_loop()
-        queue = self._queue
-        stopping = False
-        while not stopping:
-            first = await queue.get()
-            if first is None:
-                break
-            batch: list[_Op[Any]] = [first]
-            while len(batch) < _MAX_BATCH and not queue.empty():
-                nxt = queue.get_nowait()
-                if nxt is None:
-                    stopping = True
-                    break
-                batch.append(nxt)
+        pending = self._pending
+        while True:
+            if not pending:
+                if self._stopping:
+                    return
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                self._wakeup = None
+                continue
+            count = min(len(pending), _MAX_BATCH)
+            batch: list[_Op[Any]] = [pending.popleft() for _ in range(count)]
             outcomes = await loop.run_in_executor(self._writer_pool, self._apply, batch)
             committed: list[StoredEvent] = []
             for ok, value in outcomes:
@@ -146,11 +215,6 @@ class SQLiteEngine:
                     op.future.set_result(value[0])
                 else:
                     op.future.set_exception(value)
-        # Anything queued after the stop marker is refused, not lost silently.
-        while not queue.empty():
-            late = queue.get_nowait()
-            if late is not None and not late.future.done():
-                late.future.set_exception(StoreClosed("the store closed before this write ran"))
 
     def _apply(self, batch: list[_Op[Any]]) -> list[tuple[bool, Any]]:
         conn = self._wconn
@@ -174,6 +238,7 @@ class SQLiteEngine:
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
+                    self.seqs.reset()
                     outcomes[index] = (False, exc)
             if appends:
                 self._flush_appends(conn, batch, appends, outcomes)
@@ -181,76 +246,65 @@ class SQLiteEngine:
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self.seqs.reset()
             return [(False, exc) for _ in batch]
         return [o if o is not None else (False, RuntimeError("operation not applied")) for o in outcomes]
 
-    @staticmethod
     def _flush_appends(
+        self,
         conn: sqlite3.Connection,
         batch: list[_Op[Any]],
         indexes: list[int],
         outcomes: list[tuple[bool, Any] | None],
     ) -> None:
-        """Write a run of plain appends: one seq reservation per session, one INSERT for every event.
+        """Write a run of plain appends with one multi-row INSERT.
 
         A session that no longer exists fails only its own appends. Anything else (a duplicate event id) falls
         back to one savepoint per append, so only the offending append fails.
         """
-        wanted: dict[str, int] = {}
-        for index in indexes:
-            session_id, events = batch[index].append  # type: ignore[misc]
-            wanted[session_id] = wanted.get(session_id, 0) + len(events)
         conn.execute("SAVEPOINT appends")
+        rows: list[tuple[str, int, str, str, str | None, str]] = []
+        results: list[tuple[int, list[StoredEvent] | None]] = []
         try:
-            next_seq: dict[str, int] = {}
-            for session_id, count in wanted.items():
-                row = conn.execute(
-                    "UPDATE sessions SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq",
-                    (count, session_id),
-                ).fetchone()
-                if row is not None:
-                    next_seq[session_id] = row[0] - count + 1
-            rows: list[tuple[str, int, str, str, str | None, str]] = []
-            results: list[tuple[int, list[StoredEvent]] | None] = []
             for index in indexes:
                 session_id, events = batch[index].append  # type: ignore[misc]
-                first = next_seq.get(session_id)
-                if first is None:
-                    results.append(None)
+                try:
+                    first = self.seqs.reserve(conn, session_id, len(events))
+                except SessionGone:
+                    results.append((index, None))
                     continue
                 stored = [
                     StoredEvent(session_id, first + i, e.id, e.type, e.processed_at, e.body)
                     for i, e in enumerate(events)
                 ]
-                next_seq[session_id] = first + len(events)
-                rows.extend((session_id, e.seq, e.id, e.type, e.processed_at, e.body) for e in stored)
+                rows.extend(stored)
                 results.append((index, stored))
             conn.executemany(
-                "INSERT INTO events (session_id, seq, id, type, processed_at, body) VALUES (?,?,?,?,?,?)",
-                rows,
+                "INSERT INTO events (session_id, seq, id, type, processed_at, body) VALUES (?,?,?,?,?,?)", rows
             )
             conn.execute("RELEASE appends")
         except sqlite3.IntegrityError:
             conn.execute("ROLLBACK TO appends")
             conn.execute("RELEASE appends")
+            self.seqs.reset()
             for index in indexes:
                 session_id, events = batch[index].append  # type: ignore[misc]
                 conn.execute("SAVEPOINT op")
                 try:
-                    stored_one = append_rows(conn, session_id, events)
+                    stored_one = append_rows(conn, self.seqs, session_id, events)
                     conn.execute("RELEASE op")
                     outcomes[index] = (True, (stored_one, stored_one))
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
+                    self.seqs.reset()
                     outcomes[index] = (False, exc)
             return
-        for index, result in zip(indexes, results, strict=True):
+        for index, result in results:
             if result is None:
-                session_id = batch[index].append[0]  # type: ignore[index]
-                outcomes[index] = (False, SessionGone(session_id))
+                outcomes[index] = (False, SessionGone(batch[index].append[0]))  # type: ignore[index]
             else:
-                outcomes[index] = (True, (result[1], result[1]))
+                outcomes[index] = (True, (result, result))
 
     # reads -------------------------------------------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:
@@ -269,20 +323,13 @@ class SQLiteEngine:
         return await loop.run_in_executor(self._reader_pool, lambda: fn(self._reader()))
 
 
-def append_rows(conn: sqlite3.Connection, session_id: str, events: Sequence[NewEvent]) -> list[StoredEvent]:
-    """Reserve seqs on the session row and insert the events; `SessionGone` if the session does not exist."""
+def append_rows(
+    conn: sqlite3.Connection, seqs: SeqAllocator, session_id: str, events: Sequence[NewEvent]
+) -> list[StoredEvent]:
+    """Reserve seqs and insert the events; `SessionGone` if the session does not exist."""
     if not events:
         return []
-    row = conn.execute(
-        "UPDATE sessions SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq",
-        (len(events), session_id),
-    ).fetchone()
-    if row is None:
-        raise SessionGone(session_id)
-    first = row[0] - len(events) + 1
+    first = seqs.reserve(conn, session_id, len(events))
     stored = [StoredEvent(session_id, first + i, e.id, e.type, e.processed_at, e.body) for i, e in enumerate(events)]
-    conn.executemany(
-        "INSERT INTO events (session_id, seq, id, type, processed_at, body) VALUES (?,?,?,?,?,?)",
-        [(s.session_id, s.seq, s.id, s.type, s.processed_at, s.body) for s in stored],
-    )
+    conn.executemany("INSERT INTO events (session_id, seq, id, type, processed_at, body) VALUES (?,?,?,?,?,?)", stored)
     return stored

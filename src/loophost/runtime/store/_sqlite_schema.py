@@ -47,7 +47,6 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL,
         archived_at TEXT,
         revision INTEGER NOT NULL DEFAULT 1,
-        last_seq INTEGER NOT NULL DEFAULT 0,
         body TEXT NOT NULL,
         internal TEXT NOT NULL DEFAULT '{}',
         checkpoint BLOB
