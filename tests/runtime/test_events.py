@@ -89,6 +89,7 @@ async def test_oversized_events_are_refused(tmp_path: object) -> None:
 
 async def test_list_pages_both_orders_with_limit_one(rt: Runtime) -> None:
     session = await make_session(rt)
+    await rt.pause(WS, session.id)  # messages stay queued: the log holds still while it is paged
     for i in range(4):
         await rt.send_events(WS, session.id, [user_message(f"m{i}")])
     everything = [e.id for e in (await rt.list_events(WS, session.id)).data]
@@ -109,6 +110,7 @@ async def test_list_pages_both_orders_with_limit_one(rt: Runtime) -> None:
 
 async def test_stream_cursors(rt: Runtime) -> None:
     session = await make_session(rt)
+    await rt.pause(WS, session.id)
     for i in range(3):
         await rt.send_events(WS, session.id, [user_message(f"m{i}")])
     log = (await rt.list_events(WS, session.id)).data

@@ -1,4 +1,4 @@
-"""The managed-agent runtime: durable sessions, event logs with replay, and (soon) the agent loop.
+"""The managed-agent runtime: durable sessions, event logs with replay, and the agent loop on pydantic-ai.
 
 A library first: `async with Runtime.from_url("sqlite:///loophost.db") as rt: ...`. The HTTP server is a thin
 layer over this package.
@@ -18,12 +18,15 @@ from ._events import EventPage
 from ._interface import ManagedAgentRuntime
 from ._runtime import Runtime
 from ._sessions import SessionState
+from .agent import AgentLoopConfig, BuiltinTool, ToolContext, ToolOutput
 from .store import SQLiteStore, Store, StoredEvent, open_store
 
 DEFAULT_WORKSPACE = "default"
 
 __all__ = [
     "DEFAULT_WORKSPACE",
+    "AgentLoopConfig",
+    "BuiltinTool",
     "Conflict",
     "CursorOutOfRange",
     "EventPage",
@@ -39,5 +42,7 @@ __all__ = [
     "Store",
     "StoreClosed",
     "StoredEvent",
+    "ToolContext",
+    "ToolOutput",
     "open_store",
 ]

@@ -9,27 +9,40 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from .store import StoredEvent
 
 DEFAULT_BUFFER_LIMIT = 4096
 
 
+class Preview(NamedTuple):
+    """A stream-only preview (`event_start`, `event_delta`): never persisted, never replayed, best-effort."""
+
+    session_id: str
+    type: str
+    body: str
+
+
+StreamItem = StoredEvent | Preview
+
+
 class Subscription:
     """One live reader of one session. Owned by whoever called `EventBus.subscribe`; close it when done."""
 
-    __slots__ = ("_bus", "_waiter", "buffer", "closed", "lagged", "limit", "session_id")
+    __slots__ = ("_bus", "_waiter", "buffer", "closed", "lagged", "limit", "previews", "session_id")
 
-    def __init__(self, bus: EventBus, session_id: str, limit: int) -> None:
+    def __init__(self, bus: EventBus, session_id: str, limit: int, previews: bool) -> None:
         self._bus = bus
         self.session_id = session_id
         self.limit = limit
-        self.buffer: deque[StoredEvent] = deque()
+        self.previews = previews
+        self.buffer: deque[StreamItem] = deque()
         self.lagged = False
         self.closed = False
         self._waiter: asyncio.Future[None] | None = None
 
-    def _push(self, events: Sequence[StoredEvent]) -> None:
+    def _push(self, events: Sequence[StreamItem]) -> None:
         if not self.lagged:
             if len(self.buffer) + len(events) > self.limit:
                 self.lagged = True
@@ -43,7 +56,7 @@ class Subscription:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def next_batch(self) -> list[StoredEvent] | None:
+    async def next_batch(self) -> list[StreamItem] | None:
         """Wait for live events. Returns them in publish order, or None when the reader must catch up from the
         log (it lagged). Returns [] once the subscription is closed and drained."""
         while not self.buffer and not self.lagged and not self.closed:
@@ -79,8 +92,8 @@ class EventBus:
         self._subs: dict[str, set[Subscription]] = {}
         self._buffer_limit = buffer_limit
 
-    def subscribe(self, session_id: str) -> Subscription:
-        sub = Subscription(self, session_id, self._buffer_limit)
+    def subscribe(self, session_id: str, *, previews: bool = False) -> Subscription:
+        sub = Subscription(self, session_id, self._buffer_limit, previews)
         self._subs.setdefault(session_id, set()).add(sub)
         return sub
 
@@ -109,6 +122,15 @@ class EventBus:
                     for sub in tuple(subs):
                         sub._push(run)
                 start = i
+
+    def preview(self, session_id: str, type_: str, body: str) -> None:
+        """Offer a preview to the subscribers of the session that asked for previews."""
+        subs = self._subs.get(session_id)
+        if subs:
+            item = (Preview(session_id, type_, body),)
+            for sub in tuple(subs):
+                if sub.previews:
+                    sub._push(item)
 
     def close_session(self, session_id: str, final: StoredEvent | None = None) -> None:
         """Deliver a last, unpersisted event (e.g. `session.deleted`) and end every subscription of the session."""

@@ -38,6 +38,29 @@ class PendingAction(BaseModel):
     answer: dict[str, Any] | None = None
 
 
+class LedgerEntry(BaseModel):
+    """A built-in tool call of the current turn: started (in doubt after a crash) or done with its result."""
+
+    done: bool = False
+    text: str = ""
+    is_error: bool = False
+
+
+class TurnState(BaseModel):
+    """What the worker must know to continue or close the turn in progress, after a crash too."""
+
+    input_id: str | None = None
+    prompt_sent: bool = False
+    """Whether the input's prompt reached a checkpoint (with the turn's first model request)."""
+    tool_events: dict[str, str] = Field(default_factory=dict)
+    """pydantic-ai tool_call_id -> the id of the wire event that announced the call."""
+    open_span: str | None = None
+    """A span.model_request_start whose end has not been emitted."""
+    ledger: dict[str, LedgerEntry] = Field(default_factory=dict)
+    attempts: int = 0
+    instructions: str | None = None
+
+
 class SessionInternal(BaseModel):
     """Runtime-owned session state that is not part of the wire object; committed with the session row."""
 
@@ -47,6 +70,7 @@ class SessionInternal(BaseModel):
     pending: dict[str, PendingAction] = Field(default_factory=dict)
     """Keyed by the tool-use event id the client answers."""
     interrupt_requested: bool = False
+    turn: TurnState | None = None
 
 
 @dataclass(slots=True)
@@ -82,10 +106,18 @@ class RuntimeCore:
         self.config = config or RuntimeConfig()
         self.bus = EventBus()
         self.locks = SessionLocks()
+        self.live: dict[str, LoadedSession] = {}
+        """Sessions a worker is driving: their loaded state is authoritative in this process (every change goes
+        through `commit` under the session's lock), so they are not re-read for every step."""
 
     # events ------------------------------------------------------------------------------------------------
-    def new_event(self, event: BaseModel, *, only_set: bool = False) -> NewEvent:
-        """Serialize a wire event once; the store keeps these exact bytes for every later list and replay."""
+    def new_event(self, event: BaseModel, *, only_set: bool = True) -> NewEvent:
+        """Serialize a wire event once; the store keeps these exact bytes for every later list and replay.
+
+        Only the fields that were set are written (an optional field left out stays out, rather than `null`),
+        plus the envelope every event has."""
+        if only_set:
+            event.model_fields_set.update(("id", "type", "processed_at"))
         body = event.model_dump_json(exclude_unset=only_set, by_alias=True)
         if len(body) > self.config.max_event_bytes:
             raise PayloadTooLarge(
@@ -106,6 +138,9 @@ class RuntimeCore:
 
     # sessions ----------------------------------------------------------------------------------------------
     async def load_session(self, workspace: str | None, session_id: str) -> LoadedSession:
+        cached = self.live.get(session_id)
+        if cached is not None and (workspace is None or cached.row.workspace == workspace):
+            return cached
         row = await self.store.get_session(workspace, session_id)
         if row is None:
             raise NotFound(f"session {session_id!r} not found", resource="session")
@@ -125,15 +160,17 @@ class RuntimeCore:
         archived_at: str | None = None,
         idempotency: IdempotencyRecord | None = None,
         processed: tuple[Sequence[str], str] | None = None,
+        checkpoint: bytes | None = None,
     ) -> list[StoredEvent]:
         """Commit a change of the session row and the events announcing it in one transaction."""
         change = None
-        if session is not None or internal is not None or archived_at is not None:
+        if session is not None or internal is not None or archived_at is not None or checkpoint is not None:
             change = SessionChange(
                 body=session.model_dump_json(by_alias=True) if session is not None else None,
                 status=session.status if session is not None else None,
                 internal=internal.model_dump_json() if internal is not None else None,
                 archived_at=archived_at,
+                checkpoint=checkpoint,
             )
         revision, stored = await self.store.commit_session(
             loaded.row.id,
@@ -147,6 +184,8 @@ class RuntimeCore:
             loaded.session = session
         if internal is not None:
             loaded.internal = internal
+        if loaded.row.id in self.live and self.live[loaded.row.id] is not loaded:
+            self.live[loaded.row.id] = loaded  # the freshest state wins
         loaded.row = SessionRow(
             workspace=loaded.row.workspace,
             id=loaded.row.id,

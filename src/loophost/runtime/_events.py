@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import wire
+from ._bus import StreamItem
 from ._clock import now
 from ._core import LoadedSession, SessionInternal
 from ._cursors import check_limit, decode, encode
@@ -54,9 +55,24 @@ class EventsMixin(SessionsMixin):
             if loaded.session.status == "terminated":
                 raise Conflict(f"session {session_id!r} is terminated; it accepts no events", code="terminated")
             internal = loaded.internal.model_copy(deep=True)
+            was_interrupting = internal.interrupt_requested
             self_hosted = any(e.type == "user.tool_result" for e in events) and await self._self_hosted(loaded)
+            was_open = _open_ids(internal)
             echoes = [self._accept(loaded, internal, param, self_hosted=self_hosted) for param in events]
             stored_events: list[NewEvent] = [self.new_event(e) for e in echoes]
+            still_open = _open_ids(internal)
+            if still_open and still_open != was_open and not internal.interrupt_requested:
+                # a partial answer: the session stays blocked on the rest, and says which
+                idle = wire.parse_event(
+                    {
+                        "id": self.event_id(),
+                        "type": "session.status_idle",
+                        "processed_at": wire.utcnow(),
+                        "stop_reason": {"type": "requires_action", "event_ids": still_open},
+                        "stop_details": None,
+                    }
+                )
+                stored_events.append(self.new_event(idle))
             idempotency = None
             if idempotency_key is not None:
                 response = json.dumps([json.loads(e.body) for e in stored_events])
@@ -69,6 +85,8 @@ class EventsMixin(SessionsMixin):
                 cached = await self.store.get_idempotency(session_id, idempotency_key)
                 assert cached is not None
                 return [wire.parse_event(e) for e in json.loads(cached)]
+        if internal.interrupt_requested and not was_interrupting:
+            self.on_interrupt(session_id)
         self.on_input(session_id)
         return echoes
 
@@ -83,7 +101,7 @@ class EventsMixin(SessionsMixin):
             internal.queue.append(event.id)
             return event
         if kind == "user.interrupt":
-            busy = loaded.session.status != "idle" or bool(internal.queue)
+            busy = loaded.session.status != "idle" or bool(internal.pending)
             internal.interrupt_requested = internal.interrupt_requested or busy
             return self.echo_event(param, processed_at=ts)
         if kind == "user.tool_result" and not self_hosted:
@@ -180,11 +198,13 @@ class EventsMixin(SessionsMixin):
         *,
         after_seq: int | None = None,
         after_id: str | None = None,
-    ) -> AsyncIterator[StoredEvent]:
+        previews: bool = False,
+    ) -> AsyncIterator[StreamItem]:
         """Every event after the cursor exactly once, in order, then live; ends after a terminal event.
 
         With neither cursor the stream starts at the end of the log (live only, as the Claude wire does);
         `after_seq=0` replays from the beginning; `after_id` resumes after that event (SSE Last-Event-ID).
+        With `previews`, live `Preview`s of agent messages (`event_start`, `event_delta`) are interleaved.
         """
         loaded = await self.load_session(workspace, session_id)
         if after_id is not None:
@@ -202,8 +222,15 @@ class EventsMixin(SessionsMixin):
             row = await self.store.get_session(workspace, session_id)
             return row is None or row.status == "terminated"
 
-        async for event in stream_log(self.store, self.bus, session_id, after_seq, is_finished=finished):
-            yield event
+        async for item in stream_log(
+            self.store, self.bus, session_id, after_seq, is_finished=finished, previews=previews
+        ):
+            yield item
+
+
+def _open_ids(internal: SessionInternal) -> list[str]:
+    """Pending tool-use event ids not answered yet, in the order they were announced."""
+    return [event_id for event_id, pending in internal.pending.items() if pending.answer is None]
 
 
 def _check_system_messages(events: Sequence[Any]) -> None:

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from .. import wire
+from ._bus import StreamItem
 from ._events import EventPage
 from ._sessions import SessionState
-from .store import StoredEvent
 
 
 class ManagedAgentRuntime(Protocol):
@@ -81,5 +81,11 @@ class ManagedAgentRuntime(Protocol):
         page: str | None = None,
     ) -> EventPage: ...
     def stream_events(
-        self, workspace: str, session_id: str, *, after_seq: int | None = None, after_id: str | None = None
-    ) -> AsyncIterator[StoredEvent]: ...
+        self,
+        workspace: str,
+        session_id: str,
+        *,
+        after_seq: int | None = None,
+        after_id: str | None = None,
+        previews: bool = False,
+    ) -> AsyncIterator[StreamItem]: ...

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from types import TracebackType
 
 from ._agents import AgentsMixin
 from ._core import RuntimeConfig
 from ._environments import EnvironmentsMixin
 from ._events import EventsMixin
+from .agent import AgentLoopConfig, BuiltinTool, SessionWorkers
+from .models import ModelsConfig
 from .store import Store, open_store
 
 
@@ -18,26 +21,59 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin):
     Every call is scoped by a workspace: ids of another workspace are not found.
     """
 
-    def __init__(self, store: Store, *, config: RuntimeConfig | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        config: RuntimeConfig | None = None,
+        builtin_tools: Mapping[str, BuiltinTool] | None = None,
+        models: ModelsConfig | None = None,
+        agent_loop: AgentLoopConfig | None = None,
+    ) -> None:
         super().__init__(store, config=config)
         self._opened = False
         store.add_commit_listener(self.bus.publish)
+        self.workers = SessionWorkers(self, builtin_tools=builtin_tools, models=models, config=agent_loop)
 
     @classmethod
-    def from_url(cls, database_url: str | os.PathLike[str], *, config: RuntimeConfig | None = None) -> Runtime:
+    def from_url(
+        cls,
+        database_url: str | os.PathLike[str],
+        *,
+        config: RuntimeConfig | None = None,
+        builtin_tools: Mapping[str, BuiltinTool] | None = None,
+        models: ModelsConfig | None = None,
+        agent_loop: AgentLoopConfig | None = None,
+    ) -> Runtime:
         """A runtime on a database URL (`sqlite:///file.db`, `sqlite:///:memory:`) or a SQLite file path."""
-        return cls(open_store(os.fspath(database_url)), config=config)
+        return cls(
+            open_store(os.fspath(database_url)),
+            config=config,
+            builtin_tools=builtin_tools,
+            models=models,
+            agent_loop=agent_loop,
+        )
 
     async def open(self) -> Runtime:
+        """Open the store and resume every session that was mid-work when the last process stopped."""
         if not self._opened:
             await self.store.open()
             self._opened = True
+            await self.workers.recover()
         return self
 
     async def close(self) -> None:
+        """Stop the workers (running sessions stay resumable from their checkpoints), then the store."""
         if self._opened:
             self._opened = False
+            await self.workers.close()
             await self.store.close()
+
+    def on_input(self, session_id: str) -> None:
+        self.workers.wake(session_id)
+
+    def on_interrupt(self, session_id: str) -> None:
+        self.workers.interrupt(session_id)
 
     async def __aenter__(self) -> Runtime:
         return await self.open()

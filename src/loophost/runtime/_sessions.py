@@ -31,6 +31,9 @@ class SessionsMixin(RuntimeCore):
     def on_input(self, session_id: str) -> None:
         """Called after input was accepted for a session; the agent loop overrides it to wake a worker."""
 
+    def on_interrupt(self, session_id: str) -> None:
+        """Called after an interrupt was accepted for a busy session; the agent loop cancels the step in flight."""
+
     async def _snapshot(self, workspace: str, ref: wire.SessionAgentRef) -> tuple[wire.SessionAgent, int]:
         """Resolve the three `agent` forms of spec §4.1 into the session's agent snapshot."""
         row = await self.store.get_agent(workspace, ref.id, ref.version)
@@ -219,7 +222,7 @@ class SessionsMixin(RuntimeCore):
             event = wire.parse_event(
                 {"id": self.event_id(), "type": "session.updated", "processed_at": rfc3339(ts), **announce}
             )
-            await self.commit(loaded, session=updated, events=[self.new_event(event, only_set=True)])
+            await self.commit(loaded, session=updated, events=[self.new_event(event)])
             return updated
 
     @staticmethod

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from ._bus import EventBus
+from ._bus import EventBus, Preview, StreamItem
 from ._errors import CursorOutOfRange, NotFound
 from .store import EventQuery, Store, StoredEvent
 
 TERMINAL_TYPES = frozenset({"session.status_terminated", "session.deleted"})
 REPLAY_PAGE = 1000
+FIRST_PAGE = 100
 
 
 async def stream_log(
@@ -26,13 +27,15 @@ async def stream_log(
     *,
     is_finished: Callable[[], Awaitable[bool]] | None = None,
     page_size: int = REPLAY_PAGE,
-) -> AsyncIterator[StoredEvent]:
+    previews: bool = False,
+) -> AsyncIterator[StreamItem]:
     """Every event of the session with seq > `after_seq`, exactly once, in order; then live events.
 
     Ends after a terminal event (`session.status_terminated`, `session.deleted`), or after the replay when
-    `is_finished` (awaited) says the session can produce no more events.
+    `is_finished` (awaited) says the session can produce no more events. With `previews`, live previews
+    (`Preview`) are interleaved where they were offered; they have no seq and are never replayed.
     """
-    sub = bus.subscribe(session_id)
+    sub = bus.subscribe(session_id, previews=previews)
     try:
         last = await store.last_seq(session_id)
         if last is None:
@@ -46,14 +49,16 @@ async def stream_log(
 
         async def catch_up(until: int | None) -> AsyncIterator[StoredEvent]:
             nonlocal cursor
+            size = FIRST_PAGE  # a small first page: the first event reaches the reader sooner
             while True:
-                query = EventQuery(after_seq=cursor, before_seq=until, limit=page_size)
+                query = EventQuery(after_seq=cursor, before_seq=until, limit=size)
                 page = await store.list_events(session_id, query)
                 for event in page:
                     cursor = event.seq
                     yield event
-                if len(page) < page_size:
+                if len(page) < size:
                     return
+                size = page_size
 
         async for event in catch_up(None):
             yield event
@@ -74,15 +79,18 @@ async def stream_log(
                 continue
             if not batch and sub.closed:
                 return
-            for event in batch:
-                if event.seq <= cursor:
+            for item in batch:
+                if isinstance(item, Preview):
+                    yield item
                     continue
-                if event.seq > cursor + 1:
-                    async for missed in catch_up(event.seq):
+                if item.seq <= cursor:
+                    continue
+                if item.seq > cursor + 1:
+                    async for missed in catch_up(item.seq):
                         yield missed
-                cursor = event.seq
-                yield event
-                if event.type in TERMINAL_TYPES:
+                cursor = item.seq
+                yield item
+                if item.type in TERMINAL_TYPES:
                     return
             if sub.closed and not sub.buffer:
                 return

@@ -83,6 +83,8 @@ class SessionChange:
     status: str | None = None
     archived_at: str | None = None
     internal: str | None = None
+    checkpoint: bytes | None = None
+    """The agent core's serialized state, committed with the events of the step that produced it."""
 
 
 @dataclass(frozen=True, slots=True)

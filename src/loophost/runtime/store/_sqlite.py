@@ -338,7 +338,8 @@ class SQLiteStore:
                 except sqlite3.IntegrityError as exc:
                     raise Conflict("idempotency key already used", code="idempotent_replay") from exc
             if change is not None:
-                sets, args = ["revision = revision + 1"], []
+                sets: list[str] = ["revision = revision + 1"]
+                args: list[object] = []
                 for column, value in (
                     ("body", change.body),
                     ("status", change.status),
@@ -350,6 +351,9 @@ class SQLiteStore:
                 if change.archived_at is not None:
                     sets.append("archived_at = ?")
                     args.append(change.archived_at)
+                if change.checkpoint is not None:
+                    sets.append("checkpoint = ?")
+                    args.append(change.checkpoint)
                 conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?", (*args, session_id))
                 revision += 1
             if processed is not None:

@@ -1,0 +1,410 @@
+"""Session workers: one asyncio task per active session, owned by `SessionWorkers`, which cancels and awaits
+them on close. Idle sessions hold no task.
+
+A worker repeats: decide the next step under the session's lock (and commit its start), run it, until nothing
+is left. Steps, in priority order: an interrupt; a resume once every pending tool use is answered; continuing a
+turn that was running (after a crash, or a retry); the next queued input. An interrupt cancels the step in
+flight; the interrupt step then closes what the cancelled step left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_ai.exceptions import ToolFailed, UsageLimitExceeded
+from pydantic_ai.messages import BinaryContent, ImageUrl, ModelMessage, UserContent
+from pydantic_ai.models import Model
+from pydantic_ai.tools import DeferredToolResults, ToolDenied
+
+from ... import wire
+from .._core import LoadedSession, RuntimeCore, SessionInternal, TurnState
+from .._errors import StaleWrite
+from ..models import ModelsConfig, is_transient_model_error, model_error_type, resolve_model
+from ..models._errors import ModelRoutingError
+from . import _outbound as out
+from ._history import close_open_calls, decode, encode, open_calls
+from ._tools import BuiltinTool
+from ._turn import Turn, input_hash
+
+log = logging.getLogger("loophost.runtime")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoopConfig:
+    max_retries: int = 4
+    """Transient model failures retried per model request before the turn ends with retries_exhausted."""
+    retry_backoff: float = 0.5
+    retry_backoff_max: float = 8.0
+    max_model_requests_per_turn: int = 200
+
+
+@dataclass(slots=True)
+class _Step:
+    kind: str  # "interrupt" | "resume" | "recover" | "input"
+    prompt: str | list[UserContent] | None = None
+    deferred: DeferredToolResults | None = None
+
+
+def _text(blocks: Any) -> str:
+    return "\n".join(b.get("text", "") for b in blocks or [] if isinstance(b, dict) and b.get("type") == "text")
+
+
+def _prompt(event: dict[str, Any]) -> str | list[UserContent]:
+    """A queued input event as a pydantic-ai user prompt."""
+    if event["type"] == "user.define_outcome":
+        rubric = event.get("rubric") or {}
+        return f"{event.get('description', '')}\n\nRubric:\n{rubric.get('content', '')}".strip()
+    parts: list[UserContent] = []
+    for block in event.get("content") or []:
+        kind = block.get("type")
+        source = block.get("source") or {}
+        if kind == "text":
+            parts.append(block["text"])
+        elif kind == "image" and source.get("type") == "base64":
+            import base64
+
+            parts.append(BinaryContent(base64.b64decode(source["data"]), media_type=source["media_type"]))
+        elif kind == "image" and source.get("type") == "url":
+            parts.append(ImageUrl(url=source["url"]))
+        elif kind == "document" and source.get("type") == "text":
+            parts.append(source.get("data", ""))
+    if all(isinstance(p, str) for p in parts):
+        return "\n".join(p for p in parts if isinstance(p, str))
+    return parts
+
+
+class SessionWorkers:
+    """Owns the worker tasks of this process and everything they share (models, built-in tools, config)."""
+
+    def __init__(
+        self,
+        core: RuntimeCore,
+        *,
+        builtin_tools: Mapping[str, BuiltinTool] | None = None,
+        models: ModelsConfig | None = None,
+        config: AgentLoopConfig | None = None,
+    ) -> None:
+        self.core = core
+        self.builtin_tools = dict(builtin_tools or {})
+        self.models_config = models
+        self.config = config or AgentLoopConfig()
+        self._models: dict[str, Model] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._steps: dict[str, asyncio.Task[None]] = {}
+        self._wakes: dict[str, int] = {}
+        self._closing = False
+
+    # lifecycle -----------------------------------------------------------------------------------------
+    def wake(self, session_id: str) -> None:
+        """Input arrived for the session: make sure a worker will look at it."""
+        if self._closing:
+            return
+        self._wakes[session_id] = self._wakes.get(session_id, 0) + 1
+        if session_id not in self._workers:
+            task = asyncio.create_task(self._drive(session_id), name=f"loophost-session-{session_id}")
+            self._workers[session_id] = task
+
+    def interrupt(self, session_id: str) -> None:
+        """Cancel the step in flight (model request, tool, retry wait); the worker then runs the interrupt step."""
+        step = self._steps.get(session_id)
+        if step is not None and not step.done():
+            step.cancel()
+        self.wake(session_id)
+
+    async def recover(self) -> int:
+        """On open: give every session that was mid-work (or has queued input) a worker again."""
+        rows = await self.core.store.sessions_with_status(["running", "rescheduling", "idle"])
+        count = 0
+        for row in rows:
+            internal = SessionInternal.model_validate_json(row.internal)
+            if row.status != "idle" or internal.queue or internal.interrupt_requested:
+                self.wake(row.id)
+                count += 1
+        return count
+
+    async def close(self) -> None:
+        """Cancel every worker and wait for them: running sessions stay `running` in the store and are resumed
+        from their checkpoints by the next `recover`."""
+        self._closing = True
+        tasks = list(self._workers.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def active(self) -> int:
+        return len(self._workers)
+
+    # committing ----------------------------------------------------------------------------------------
+    async def apply(self, session_id: str, build: Callable[[LoadedSession], dict[str, Any]]) -> None:
+        """Commit a change built from the session's current state, under its lock."""
+        async with self.core.locks.lock(session_id):
+            loaded = await self.core.load_session(None, session_id)
+            plan = build(loaded)
+            events = [self.core.new_event(e) for e in plan.pop("events", [])]
+            await self.core.commit(loaded, events=events, **plan)
+
+    # the worker ----------------------------------------------------------------------------------------
+    async def _drive(self, session_id: str) -> None:
+        try:
+            async with self.core.locks.lock(session_id):  # so no commit can slip between the load and the cache
+                self.core.live[session_id] = await self.core.load_session(None, session_id)
+            while True:
+                seen = self._wakes.get(session_id, 0)
+                step = await self._next_step(session_id)
+                if step is None:
+                    if self._wakes.get(session_id, 0) == seen:
+                        return
+                    continue
+                task = asyncio.create_task(self._run_step(session_id, step))
+                self._steps[session_id] = task
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
+                        raise
+                    # the step was cancelled by an interrupt: the next step closes it
+                finally:
+                    self._steps.pop(session_id, None)
+        except (StaleWrite, LookupError):
+            return  # the session was deleted under the worker
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("session worker for %s failed", session_id)
+        finally:
+            self._workers.pop(session_id, None)
+            self.core.live.pop(session_id, None)
+            self._wakes.pop(session_id, None)
+
+    async def _next_step(self, session_id: str) -> _Step | None:
+        async with self.core.locks.lock(session_id):
+            loaded = await self.core.load_session(None, session_id)
+            session, internal = loaded.session, loaded.internal
+            if session.archived_at is not None or session.status == "terminated":
+                return None
+            if internal.interrupt_requested:
+                return _Step("interrupt")
+            if internal.pending:
+                if any(p.answer is None for p in internal.pending.values()):
+                    return None
+                return await self._start_resume(loaded)
+            if session.status in ("running", "rescheduling"):
+                return await self._start_recover(loaded)
+            if internal.paused or not internal.queue:
+                return None
+            return await self._take_input(loaded)
+
+    async def _take_input(self, loaded: LoadedSession) -> _Step:
+        queue = list(loaded.internal.queue)
+        taken = [queue.pop(0)]
+        if queue and await self._is_system_message(loaded.row.id, queue[0]):
+            taken.append(queue.pop(0))
+        stored = [await self.core.store.get_event(loaded.row.id, event_id) for event_id in taken]
+        bodies = [wire.parse_event(e.body).model_dump(mode="json") for e in stored if e is not None]
+        instructions = _text(bodies[1].get("content")) if len(bodies) > 1 else None
+        internal = loaded.internal.model_copy(deep=True)
+        internal.queue = queue
+        internal.turn = TurnState(input_id=taken[0], instructions=instructions)
+        taken_at = wire.utcnow()  # before the running event: the input is processed, then the session runs
+        session = loaded.session.model_copy(update={"status": "running", "updated_at": taken_at})
+        await self.core.commit(
+            loaded,
+            session=session,
+            internal=internal,
+            events=[self.core.new_event(out.running())],
+            processed=(taken, wire.format_timestamp(taken_at)),
+        )
+        return _Step("input", prompt=_prompt(bodies[0]) if bodies else "")
+
+    async def _is_system_message(self, session_id: str, event_id: str) -> bool:
+        event = await self.core.store.get_event(session_id, event_id)
+        return event is not None and event.type == "system.message"
+
+    async def _start_resume(self, loaded: LoadedSession) -> _Step:
+        """Every pending tool use is answered: build the deferred results and continue the turn."""
+        history = decode(await self.core.store.get_checkpoint(loaded.row.id))
+        open_args = {call.tool_call_id: call.args_as_dict() for call in open_calls(history)}
+        calls: dict[str, Any] = {}
+        approvals: dict[str, Any] = {}
+        events: list[Any] = [out.running()]
+        for event_id, pending in loaded.internal.pending.items():
+            answer = pending.answer or {}
+            if pending.kind == "confirmation":
+                current = open_args.get(pending.tool_use_id)
+                if (
+                    answer.get("result") == "allow"
+                    and current is not None
+                    and input_hash(current) == pending.input_hash
+                ):
+                    approvals[pending.tool_use_id] = True
+                else:
+                    message = answer.get("deny_message") or (
+                        "The user denied this tool call."
+                        if answer.get("result") != "allow"
+                        else "The confirmation no longer matches this tool call's input; it was not run."
+                    )
+                    approvals[pending.tool_use_id] = ToolDenied(message)
+                    events.append(out.tool_result(event_id, message, is_error=True))
+            else:
+                text = _text(answer.get("content"))
+                calls[pending.tool_use_id] = ToolFailed(text or "The tool failed.") if answer.get("is_error") else text
+        internal = loaded.internal.model_copy(deep=True)
+        internal.turn = TurnState(tool_events={p.tool_use_id: e for e, p in loaded.internal.pending.items()})
+        internal.pending = {}
+        session = loaded.session.model_copy(update={"status": "running", "updated_at": wire.utcnow()})
+        await self.core.commit(
+            loaded, session=session, internal=internal, events=[self.core.new_event(e) for e in events]
+        )
+        return _Step("resume", deferred=DeferredToolResults(calls=calls, approvals=approvals))
+
+    async def _start_recover(self, loaded: LoadedSession) -> _Step:
+        """A turn was running (crash) or waits for a retry: close what is open, then continue it."""
+        events: list[Any] = []
+        internal = loaded.internal.model_copy(deep=True)
+        turn = internal.turn or TurnState()
+        if turn.open_span is not None:
+            events.append(out.span_end(turn.open_span, is_error=True))
+            turn = turn.model_copy(update={"open_span": None})
+        internal.turn = turn
+        session = loaded.session
+        if session.status == "rescheduling":
+            events.append(out.running())
+            session = session.model_copy(update={"status": "running", "updated_at": wire.utcnow()})
+        await self.core.commit(
+            loaded, session=session, internal=internal, events=[self.core.new_event(e) for e in events]
+        )
+        prompt = None
+        if turn.input_id is not None and not turn.prompt_sent:  # died before the prompt reached a checkpoint
+            stored = await self.core.store.get_event(loaded.row.id, turn.input_id)
+            prompt = _prompt(wire.parse_event(stored.body).model_dump(mode="json")) if stored else None
+        return _Step("recover", prompt=prompt)
+
+    # running a step ------------------------------------------------------------------------------------
+    def _model(self, model_id: str) -> Model:
+        model = self._models.get(model_id)
+        if model is None:
+            model = self._models[model_id] = resolve_model(model_id, self.models_config)
+        return model
+
+    async def _run_step(self, session_id: str, step: _Step) -> None:
+        if step.kind == "interrupt":
+            await self._interrupt(session_id)
+            return
+        loaded = await self.core.load_session(None, session_id)
+        try:
+            model = self._model(loaded.session.agent.model.id)
+            history = decode(await self.core.store.get_checkpoint(session_id))
+            if step.prompt is not None:
+                history = self._closed_history(history, loaded)
+            await Turn(self, loaded, model).run(history, step.prompt, step.deferred)
+        except (asyncio.CancelledError, StaleWrite):
+            raise
+        except UsageLimitExceeded as exc:
+            await self._end_with_error(session_id, "tool_use_limit_reached_error", str(exc))
+        except ModelRoutingError as exc:
+            await self._terminate(session_id, "model_request_failed_error", str(exc))
+        except Exception as exc:
+            if is_transient_model_error(exc):
+                await self._reschedule(session_id, exc)
+            elif model_error_type(exc) != "unknown_error":
+                await self._terminate(session_id, model_error_type(exc), str(exc))
+            else:
+                log.exception("turn of session %s failed", session_id)
+                await self._terminate(session_id, "unknown_error", f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _closed_history(history: list[ModelMessage], loaded: LoadedSession) -> list[ModelMessage]:
+        """Close calls left open by an earlier interrupt or crash before a new prompt is added."""
+        turn = loaded.internal.turn
+        results = {k: (v.text, v.is_error) for k, v in (turn.ledger if turn else {}).items() if v.done}
+        return close_open_calls(history, results)
+
+    async def _interrupt(self, session_id: str) -> None:
+        history = decode(await self.core.store.get_checkpoint(session_id))
+
+        def change(loaded: LoadedSession) -> dict[str, Any]:
+            internal = loaded.internal
+            turn = internal.turn or TurnState()
+            results = {k: (v.text, v.is_error) for k, v in turn.ledger.items() if v.done}
+            for pending in internal.pending.values():
+                if pending.kind == "custom" and pending.answer is not None:
+                    answer = pending.answer
+                    results[pending.tool_use_id] = (_text(answer.get("content")), bool(answer.get("is_error")))
+            events: list[Any] = []
+            if turn.open_span is not None:
+                events.append(out.span_end(turn.open_span))
+            busy = loaded.session.status != "idle" or bool(internal.pending)
+            if busy:
+                events.append(out.idle({"type": "end_turn"}))
+            updated = internal.model_copy(update={"pending": {}, "turn": None, "interrupt_requested": False}, deep=True)
+            return {
+                "session": loaded.session.model_copy(update={"status": "idle", "updated_at": wire.utcnow()}),
+                "internal": updated,
+                "events": events,
+                "checkpoint": encode(close_open_calls(history, results)),
+            }
+
+        await self.apply(session_id, change)
+
+    async def _reschedule(self, session_id: str, exc: Exception) -> None:
+        kind = model_error_type(exc)
+        loaded = await self.core.load_session(None, session_id)
+        turn = loaded.internal.turn or TurnState()
+        attempts = turn.attempts + 1
+        if attempts > self.config.max_retries:
+            await self._end_with_error(session_id, kind, str(exc), stop="retries_exhausted", retry="exhausted")
+            return
+
+        def change(loaded: LoadedSession) -> dict[str, Any]:
+            internal = loaded.internal.model_copy(deep=True)
+            current = internal.turn or TurnState()
+            events: list[Any] = []
+            if current.open_span is not None:
+                events.append(out.span_end(current.open_span, is_error=True))
+            events += [out.error(kind, str(exc), "retrying"), out.rescheduled()]
+            internal.turn = current.model_copy(update={"attempts": attempts, "open_span": None})
+            session = loaded.session.model_copy(update={"status": "rescheduling", "updated_at": wire.utcnow()})
+            return {"session": session, "internal": internal, "events": events}
+
+        await self.apply(session_id, change)
+        delay = min(self.config.retry_backoff * 2 ** (attempts - 1), self.config.retry_backoff_max)
+        await asyncio.sleep(delay)
+
+    async def _end_with_error(
+        self, session_id: str, kind: str, message: str, *, stop: str = "end_turn", retry: str = "exhausted"
+    ) -> None:
+        def change(loaded: LoadedSession) -> dict[str, Any]:
+            turn = loaded.internal.turn or TurnState()
+            events: list[Any] = []
+            if turn.open_span is not None:
+                events.append(out.span_end(turn.open_span, is_error=True))
+            events += [out.error(kind, message, retry), out.idle({"type": stop})]
+            return {
+                "session": loaded.session.model_copy(update={"status": "idle", "updated_at": wire.utcnow()}),
+                "internal": loaded.internal.model_copy(update={"turn": None}),
+                "events": events,
+            }
+
+        await self.apply(session_id, change)
+
+    async def _terminate(self, session_id: str, kind: str, message: str) -> None:
+        def change(loaded: LoadedSession) -> dict[str, Any]:
+            turn = loaded.internal.turn or TurnState()
+            events: list[Any] = []
+            if turn.open_span is not None:
+                events.append(out.span_end(turn.open_span, is_error=True))
+            events += [out.error(kind, message, "terminal"), out.terminated()]
+            return {
+                "session": loaded.session.model_copy(update={"status": "terminated", "updated_at": wire.utcnow()}),
+                "internal": loaded.internal.model_copy(update={"turn": None, "queue": []}),
+                "events": events,
+            }
+
+        await self.apply(session_id, change)
