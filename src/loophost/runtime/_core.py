@@ -15,7 +15,7 @@ from ._bus import EventBus
 from ._clock import rfc3339
 from ._errors import NotFound, PayloadTooLarge
 from ._ids import new_id
-from .store import IdempotencyRecord, NewEvent, SessionChange, SessionRow, Store, StoredEvent
+from .store import CheckpointWrite, IdempotencyRecord, NewEvent, SessionChange, SessionRow, Store, StoredEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +160,7 @@ class RuntimeCore:
         archived_at: str | None = None,
         idempotency: IdempotencyRecord | None = None,
         processed: tuple[Sequence[str], str] | None = None,
-        checkpoint: bytes | None = None,
+        checkpoint: CheckpointWrite | None = None,
     ) -> list[StoredEvent]:
         """Commit a change of the session row and the events announcing it in one transaction."""
         change = None

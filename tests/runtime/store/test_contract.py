@@ -12,6 +12,7 @@ from loophost.runtime import Conflict
 from loophost.runtime._errors import StaleWrite
 from loophost.runtime.store import (
     AgentRow,
+    CheckpointWrite,
     EnvironmentRow,
     EventQuery,
     IdempotencyRecord,
@@ -221,11 +222,22 @@ async def test_environment_names_are_unique_per_workspace(store: Store) -> None:
     assert await store.get_environment("ws", "env_1") is None
 
 
-async def test_checkpoints_round_trip(store: Store) -> None:
+async def test_checkpoints_are_written_incrementally(store: Store) -> None:
     await store.insert_session(session_row())
-    assert await store.get_checkpoint("sesn_1") is None
-    await store.put_checkpoint("sesn_1", b"\x00state\xff")
-    assert await store.get_checkpoint("sesn_1") == b"\x00state\xff"
+    assert await store.get_checkpoint("sesn_1") == []
+
+    async def write(keep: int, *entries: bytes) -> None:
+        await store.commit_session(
+            "sesn_1", expected_revision=None, change=SessionChange(checkpoint=CheckpointWrite(keep, entries))
+        )
+
+    await write(0, b"a", b"\x00b")
+    await write(2, b"c")
+    assert await store.get_checkpoint("sesn_1") == [b"a", b"\x00b", b"c"]
+    await write(1, b"B")  # replace the tail after the common prefix
+    assert await store.get_checkpoint("sesn_1") == [b"a", b"B"]
+    await store.delete_session("ws", "sesn_1")
+    assert await store.get_checkpoint("sesn_1") == []
 
 
 async def test_everything_survives_close_and_reopen(store_factory: StoreFactory) -> None:

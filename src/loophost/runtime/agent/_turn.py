@@ -39,7 +39,7 @@ from pydantic_core import SchemaValidator, core_schema
 from ... import wire
 from .._core import LedgerEntry, LoadedSession, PendingAction, SessionInternal, TurnState
 from . import _outbound as out
-from ._history import encode
+from ._history import History
 from ._tools import ToolContext, ToolOutput, ToolPolicy, builtin_policies, custom_tools
 
 if TYPE_CHECKING:
@@ -131,8 +131,9 @@ class BuiltinToolset(AbstractToolset[None]):
 class Turn:
     """Runs one pydantic-ai run for a session and commits what happens as it happens."""
 
-    def __init__(self, workers: SessionWorkers, loaded: LoadedSession, model: Model) -> None:
+    def __init__(self, workers: SessionWorkers, loaded: LoadedSession, model: Model, history: History) -> None:
         self._workers = workers
+        self._history = history
         self.session_id = loaded.row.id
         self._loaded = loaded
         self._model = model
@@ -168,15 +169,16 @@ class Turn:
     # the run -------------------------------------------------------------------------------------------
     async def run(
         self,
-        history: list[ModelMessage],
+        messages: list[ModelMessage],
         prompt: str | list[UserContent] | None,
         deferred: DeferredToolResults | None,
     ) -> None:
+        """Run from `messages` (the history, possibly with open calls closed) to the end of the turn."""
         turn_state = self._loaded.internal.turn or TurnState()
         agent = self._agent(turn_state.instructions)
         limits = UsageLimits(request_limit=self._workers.config.max_model_requests_per_turn)
         async with agent.iter(
-            prompt, message_history=history, deferred_tool_results=deferred, usage_limits=limits
+            prompt, message_history=messages, deferred_tool_results=deferred, usage_limits=limits
         ) as run:
             node = run.next_node
             while not Agent.is_end_node(node):
@@ -203,7 +205,7 @@ class Turn:
             return {
                 "internal": internal,
                 "events": [out.span_start(start_id)],
-                "checkpoint": encode([*run.all_messages(), node.request]),
+                "checkpoint": self._history.write([*run.all_messages(), node.request]),
             }
 
         await self._workers.apply(self.session_id, before)
@@ -266,7 +268,7 @@ class Turn:
                 "session": add_usage(loaded.session, tokens),
                 "internal": internal,
                 "events": events,
-                "checkpoint": encode(messages),
+                "checkpoint": self._history.write(messages),
             }
 
         await self._workers.apply(self.session_id, after)
@@ -317,7 +319,7 @@ class Turn:
                 "session": loaded.session.model_copy(update={"status": "idle", "updated_at": wire.utcnow()}),
                 "internal": internal,
                 "events": [out.idle({"type": "end_turn"})],
-                "checkpoint": encode(messages),
+                "checkpoint": self._history.write(messages),
             }
 
         await self._workers.apply(self.session_id, change)
@@ -345,7 +347,7 @@ class Turn:
                 "session": loaded.session.model_copy(update={"status": "idle", "updated_at": wire.utcnow()}),
                 "internal": internal,
                 "events": [out.idle({"type": "requires_action", "event_ids": ids})],
-                "checkpoint": encode(messages),
+                "checkpoint": self._history.write(messages),
             }
 
         await self._workers.apply(self.session_id, change)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ from .._errors import StaleWrite
 from ..models import ModelsConfig, is_transient_model_error, model_error_type, resolve_model
 from ..models._errors import ModelRoutingError
 from . import _outbound as out
-from ._history import close_open_calls, decode, encode, open_calls
+from ._history import History, close_open_calls, open_calls
 from ._tools import BuiltinTool
 from ._turn import Turn, input_hash
 
@@ -40,6 +41,8 @@ class AgentLoopConfig:
     retry_backoff: float = 0.5
     retry_backoff_max: float = 8.0
     max_model_requests_per_turn: int = 200
+    history_cache_size: int = 256
+    """Decoded histories kept in memory, so consecutive turns of a session do not decode it again."""
 
 
 @dataclass(slots=True)
@@ -96,6 +99,7 @@ class SessionWorkers:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._steps: dict[str, asyncio.Task[None]] = {}
         self._wakes: dict[str, int] = {}
+        self._histories: OrderedDict[str, History] = OrderedDict()
         self._closing = False
 
     # lifecycle -----------------------------------------------------------------------------------------
@@ -138,14 +142,34 @@ class SessionWorkers:
     def active(self) -> int:
         return len(self._workers)
 
+    def is_active(self, session_id: str) -> bool:
+        """Whether a worker is driving the session right now."""
+        return session_id in self._workers
+
     # committing ----------------------------------------------------------------------------------------
     async def apply(self, session_id: str, build: Callable[[LoadedSession], dict[str, Any]]) -> None:
         """Commit a change built from the session's current state, under its lock."""
         async with self.core.locks.lock(session_id):
             loaded = await self.core.load_session(None, session_id)
-            plan = build(loaded)
-            events = [self.core.new_event(e) for e in plan.pop("events", [])]
-            await self.core.commit(loaded, events=events, **plan)
+            try:
+                plan = build(loaded)
+                events = [self.core.new_event(e) for e in plan.pop("events", [])]
+                await self.core.commit(loaded, events=events, **plan)
+            except BaseException:
+                self._histories.pop(session_id, None)  # its view of what is stored may be ahead of the store
+                raise
+
+    async def history(self, session_id: str) -> History:
+        """The session's decoded history, cached (LRU) while this process drives the session."""
+        history = self._histories.get(session_id)
+        if history is None:
+            history = History.from_entries(await self.core.store.get_checkpoint(session_id))
+            self._histories[session_id] = history
+            while len(self._histories) > self.config.history_cache_size:
+                self._histories.popitem(last=False)
+        else:
+            self._histories.move_to_end(session_id)
+        return history
 
     # the worker ----------------------------------------------------------------------------------------
     async def _drive(self, session_id: str) -> None:
@@ -173,6 +197,7 @@ class SessionWorkers:
                 finally:
                     self._steps.pop(session_id, None)
         except (StaleWrite, LookupError):
+            self._histories.pop(session_id, None)
             return  # the session was deleted under the worker
         except asyncio.CancelledError:
             raise
@@ -229,8 +254,8 @@ class SessionWorkers:
 
     async def _start_resume(self, loaded: LoadedSession) -> _Step:
         """Every pending tool use is answered: build the deferred results and continue the turn."""
-        history = decode(await self.core.store.get_checkpoint(loaded.row.id))
-        open_args = {call.tool_call_id: call.args_as_dict() for call in open_calls(history)}
+        history = await self.history(loaded.row.id)
+        open_args = {call.tool_call_id: call.args_as_dict() for call in open_calls(history.messages)}
         calls: dict[str, Any] = {}
         approvals: dict[str, Any] = {}
         events: list[Any] = [out.running()]
@@ -300,10 +325,11 @@ class SessionWorkers:
         loaded = await self.core.load_session(None, session_id)
         try:
             model = self._model(loaded.session.agent.model.id)
-            history = decode(await self.core.store.get_checkpoint(session_id))
+            history = await self.history(session_id)
+            messages = history.messages
             if step.prompt is not None:
-                history = self._closed_history(history, loaded)
-            await Turn(self, loaded, model).run(history, step.prompt, step.deferred)
+                messages = self._closed_history(messages, loaded)
+            await Turn(self, loaded, model, history).run(messages, step.prompt, step.deferred)
         except (asyncio.CancelledError, StaleWrite):
             raise
         except UsageLimitExceeded as exc:
@@ -327,7 +353,7 @@ class SessionWorkers:
         return close_open_calls(history, results)
 
     async def _interrupt(self, session_id: str) -> None:
-        history = decode(await self.core.store.get_checkpoint(session_id))
+        history = await self.history(session_id)
 
         def change(loaded: LoadedSession) -> dict[str, Any]:
             internal = loaded.internal
@@ -348,7 +374,7 @@ class SessionWorkers:
                 "session": loaded.session.model_copy(update={"status": "idle", "updated_at": wire.utcnow()}),
                 "internal": updated,
                 "events": events,
-                "checkpoint": encode(close_open_calls(history, results)),
+                "checkpoint": history.write(close_open_calls(history.messages, results)),
             }
 
         await self.apply(session_id, change)

@@ -3,6 +3,7 @@
 from ._protocol import CommitListener, Store
 from ._records import (
     AgentRow,
+    CheckpointWrite,
     EnvironmentRow,
     EventQuery,
     IdempotencyRecord,
@@ -33,6 +34,7 @@ def open_store(url: str) -> Store:
 
 __all__ = [
     "AgentRow",
+    "CheckpointWrite",
     "CommitListener",
     "DatabaseInUse",
     "EnvironmentRow",

@@ -76,6 +76,18 @@ class SessionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckpointWrite:
+    """An incremental write of a session's checkpoint: an ordered list of opaque entries.
+
+    Entries from index `keep` on are replaced by `append`, so a step that adds messages to a long history writes
+    only the new ones (bytes per turn stay proportional to the turn, not to the session).
+    """
+
+    keep: int
+    append: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SessionChange:
     """What one commit changes on a session row: any subset of these, all in the events' transaction."""
 
@@ -83,8 +95,8 @@ class SessionChange:
     status: str | None = None
     archived_at: str | None = None
     internal: str | None = None
-    checkpoint: bytes | None = None
-    """The agent core's serialized state, committed with the events of the step that produced it."""
+    checkpoint: CheckpointWrite | None = None
+    """The agent core's state, committed with the events of the step that produced it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from .._errors import Conflict, StaleWrite
 from ._protocol import CommitListener
 from ._records import (
     AgentRow,
+    CheckpointWrite,
     EnvironmentRow,
     EventQuery,
     IdempotencyRecord,
@@ -352,8 +353,7 @@ class SQLiteStore:
                     sets.append("archived_at = ?")
                     args.append(change.archived_at)
                 if change.checkpoint is not None:
-                    sets.append("checkpoint = ?")
-                    args.append(change.checkpoint)
+                    _write_checkpoint(conn, session_id, change.checkpoint)
                 conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?", (*args, session_id))
                 revision += 1
             if processed is not None:
@@ -382,6 +382,7 @@ class SQLiteStore:
             self._engine.seqs.forget(session_id)
             conn.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM idempotency WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM checkpoint_entries WHERE session_id = ?", (session_id,))
             return True, ()
 
         return await self._engine.write(fn)
@@ -441,17 +442,10 @@ class SQLiteStore:
 
         return await self._engine.read(fn)
 
-    async def put_checkpoint(self, session_id: str, blob: bytes) -> None:
-        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
-            conn.execute("UPDATE sessions SET checkpoint = ? WHERE id = ?", (blob, session_id))
-            return None, ()
-
-        await self._engine.write(fn)
-
-    async def get_checkpoint(self, session_id: str) -> bytes | None:
-        def fn(conn: sqlite3.Connection) -> bytes | None:
-            r = conn.execute("SELECT checkpoint FROM sessions WHERE id = ?", (session_id,)).fetchone()
-            return bytes(r[0]) if r and r[0] is not None else None
+    async def get_checkpoint(self, session_id: str) -> list[bytes]:
+        def fn(conn: sqlite3.Connection) -> list[bytes]:
+            rows = conn.execute("SELECT body FROM checkpoint_entries WHERE session_id = ? ORDER BY idx", (session_id,))
+            return [bytes(r[0]) for r in rows]
 
         return await self._engine.read(fn)
 
@@ -476,3 +470,11 @@ def _append_guarded(
         return append_rows(conn, seqs, session_id, events)
     except SessionGone as exc:
         raise StaleWrite(f"session {session_id} no longer exists", code="session_gone") from exc
+
+
+def _write_checkpoint(conn: sqlite3.Connection, session_id: str, write: CheckpointWrite) -> None:
+    conn.execute("DELETE FROM checkpoint_entries WHERE session_id = ? AND idx >= ?", (session_id, write.keep))
+    conn.executemany(
+        "INSERT INTO checkpoint_entries (session_id, idx, body) VALUES (?,?,?)",
+        [(session_id, write.keep + i, body) for i, body in enumerate(write.append)],
+    )

@@ -48,8 +48,7 @@ MIGRATIONS: list[str] = [
         archived_at TEXT,
         revision INTEGER NOT NULL DEFAULT 1,
         body TEXT NOT NULL,
-        internal TEXT NOT NULL DEFAULT '{}',
-        checkpoint BLOB
+        internal TEXT NOT NULL DEFAULT '{}'
     );
     CREATE INDEX sessions_by_created ON sessions (workspace, created_at, id);
     CREATE INDEX sessions_by_status ON sessions (status);
@@ -64,6 +63,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE UNIQUE INDEX events_by_seq ON events (session_id, seq);
     CREATE UNIQUE INDEX events_by_id ON events (id);
+    CREATE TABLE checkpoint_entries (
+        session_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (session_id, idx)
+    ) WITHOUT ROWID;
     CREATE TABLE idempotency (
         session_id TEXT NOT NULL,
         key TEXT NOT NULL,
