@@ -28,7 +28,6 @@ from pydantic_ai.messages import (
     ToolCallPart,
     UserContent,
 )
-from pydantic_ai.models import Model
 from pydantic_ai.run import AgentRun
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ExternalToolset
@@ -131,20 +130,25 @@ class BuiltinToolset(AbstractToolset[None]):
 class Turn:
     """Runs one pydantic-ai run for a session and commits what happens as it happens."""
 
-    def __init__(self, workers: SessionWorkers, loaded: LoadedSession, model: Model, history: History) -> None:
+    def __init__(
+        self,
+        workers: SessionWorkers,
+        loaded: LoadedSession,
+        agent: Agent[None, str | DeferredToolRequests],
+        history: History,
+    ) -> None:
+        """`agent` is shared by every turn on the same model: what differs per session is passed per run."""
         self._workers = workers
+        self._agent = agent
         self._history = history
         self.session_id = loaded.row.id
         self._loaded = loaded
-        self._model = model
-        agent = loaded.session.agent
-        self._policies = builtin_policies(agent, workers.builtin_tools)
-        self._custom = custom_tools(agent)
+        snapshot = loaded.session.agent
+        self._policies = builtin_policies(snapshot, workers.builtin_tools)
+        self._custom = custom_tools(snapshot)
 
-    # building the pydantic-ai agent ---------------------------------------------------------------------
-    def _agent(self, extra_instructions: str | None) -> Agent[None, str | DeferredToolRequests]:
-        snapshot = self._loaded.session.agent
-        instructions = "\n\n".join(x for x in (snapshot.system, extra_instructions) if x)
+    # the pieces of a run ---------------------------------------------------------------------------------
+    def _toolsets(self) -> list[AbstractToolset[None]]:
         toolsets: list[AbstractToolset[None]] = [BuiltinToolset(self, self._policies)]
         if self._custom:
             toolsets.append(
@@ -159,12 +163,11 @@ class Turn:
                     ]
                 )
             )
-        return Agent(
-            self._model,
-            instructions=instructions or None,
-            toolsets=toolsets,
-            output_type=[str, DeferredToolRequests],
-        )
+        return toolsets
+
+    def _instructions(self, extra: str | None) -> str | None:
+        snapshot = self._loaded.session.agent
+        return "\n\n".join(x for x in (snapshot.system, extra) if x) or None
 
     # the run -------------------------------------------------------------------------------------------
     async def run(
@@ -175,10 +178,14 @@ class Turn:
     ) -> None:
         """Run from `messages` (the history, possibly with open calls closed) to the end of the turn."""
         turn_state = self._loaded.internal.turn or TurnState()
-        agent = self._agent(turn_state.instructions)
         limits = UsageLimits(request_limit=self._workers.config.max_model_requests_per_turn)
-        async with agent.iter(
-            prompt, message_history=messages, deferred_tool_results=deferred, usage_limits=limits
+        async with self._agent.iter(
+            prompt,
+            message_history=messages,
+            deferred_tool_results=deferred,
+            usage_limits=limits,
+            instructions=self._instructions(turn_state.instructions),
+            toolsets=self._toolsets(),
         ) as run:
             node = run.next_node
             while not Agent.is_end_node(node):

@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_ai import Agent
 from pydantic_ai.exceptions import ToolFailed, UsageLimitExceeded
 from pydantic_ai.messages import BinaryContent, ImageUrl, ModelMessage, UserContent
-from pydantic_ai.models import Model
-from pydantic_ai.tools import DeferredToolResults, ToolDenied
+from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDenied
 
 from ... import wire
 from .._core import LoadedSession, RuntimeCore, SessionInternal, TurnState
@@ -95,7 +95,7 @@ class SessionWorkers:
         self.builtin_tools = dict(builtin_tools or {})
         self.models_config = models
         self.config = config or AgentLoopConfig()
-        self._models: dict[str, Model] = {}
+        self._agents: dict[str, Agent[None, str | DeferredToolRequests]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._steps: dict[str, asyncio.Task[None]] = {}
         self._wakes: dict[str, int] = {}
@@ -312,11 +312,14 @@ class SessionWorkers:
         return _Step("recover", prompt=prompt)
 
     # running a step ------------------------------------------------------------------------------------
-    def _model(self, model_id: str) -> Model:
-        model = self._models.get(model_id)
-        if model is None:
-            model = self._models[model_id] = resolve_model(model_id, self.models_config)
-        return model
+    def _agent(self, model_id: str) -> Agent[None, str | DeferredToolRequests]:
+        """One pydantic-ai agent per model id, reused by every turn (instructions and tools are per run)."""
+        agent = self._agents.get(model_id)
+        if agent is None:
+            model = resolve_model(model_id, self.models_config)
+            agent = Agent(model, output_type=[str, DeferredToolRequests])
+            self._agents[model_id] = agent
+        return agent
 
     async def _run_step(self, session_id: str, step: _Step) -> None:
         if step.kind == "interrupt":
@@ -324,12 +327,12 @@ class SessionWorkers:
             return
         loaded = await self.core.load_session(None, session_id)
         try:
-            model = self._model(loaded.session.agent.model.id)
+            agent = self._agent(loaded.session.agent.model.id)
             history = await self.history(session_id)
             messages = history.messages
             if step.prompt is not None:
                 messages = self._closed_history(messages, loaded)
-            await Turn(self, loaded, model, history).run(messages, step.prompt, step.deferred)
+            await Turn(self, loaded, agent, history).run(messages, step.prompt, step.deferred)
         except (asyncio.CancelledError, StaleWrite):
             raise
         except UsageLimitExceeded as exc:
