@@ -136,19 +136,20 @@ async def prefill(store: SQLiteStore, session_id: str, events: Sequence[NewEvent
 
 
 async def append_concurrently(
-    store: SQLiteStore, plan: Sequence[tuple[str, Sequence[NewEvent]]]
+    store: SQLiteStore, plan: Sequence[tuple[str, Sequence[NewEvent]]], *, per_append: int = 1
 ) -> tuple[float, array[float]]:
-    """One task per `(session_id, events)` entry, each appending its events one at a time and awaiting every
-    ack. Returns the wall time from start to the last ack (s) and every append's ack latency (s)."""
+    """One task per `(session_id, events)` entry, each appending its events `per_append` at a time (one at a time
+    by default) and awaiting every ack. Returns the wall time from start to the last ack (s) and every append's
+    ack latency (s)."""
     latencies: array[float] = array("d")
     clock = time.perf_counter
 
     async def appender(session_id: str, events: Sequence[NewEvent]) -> None:
         commit = store.append_events
         record = latencies.append
-        for event in events:
+        for start in range(0, len(events), per_append):
             started = clock()
-            await commit(session_id, (event,))
+            await commit(session_id, events[start : start + per_append])
             record(clock() - started)
 
     started = clock()

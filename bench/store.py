@@ -73,14 +73,14 @@ async def append_throughput(ctx: Context) -> AsyncIterator[Metric]:
     events = make_events(total, seed=3)
     warm = make_events(ctx.size(4_000, 1_000), seed=4, tag="w")
     body_bytes = mean_body_bytes(events)
-    for sessions in (100, 1):
+    for sessions, per_append in ((100, 1), (1, 1), (100, 4)):
         rates, p50s, p99s, peers = [], [], [], []
         for rep in range(repeats):
             async with open_store(ctx.fresh_path("group")) as (store, _bus):
                 ids = await new_sessions(store, sessions)
                 plan = _plan(ids, events, tasks)
-                await append_concurrently(store, _plan(ids, warm, tasks))
-                elapsed, lat = await append_concurrently(store, plan)
+                await append_concurrently(store, _plan(ids, warm, tasks), per_append=per_append)
+                elapsed, lat = await append_concurrently(store, plan, per_append=per_append)
             peers.append(await asyncio.to_thread(_raw_sqlite_rate, ctx.fresh_path("raw"), sessions, events, tasks // 2))
             stats = latency_ms(lat)
             rates.append(total / elapsed)
@@ -92,8 +92,13 @@ async def append_throughput(ctx: Context) -> AsyncIterator[Metric]:
             )
         group_rate = median(rates)
         peer_rate = median(peers)
+        name = "store.append_throughput_group_commit"
+        if sessions == 1:
+            name += "_one_session"
+        if per_append > 1:
+            name += f"_{per_append}_per_append"
         yield metric(
-            "store.append_throughput_group_commit" + ("" if sessions > 1 else "_one_session"),
+            name,
             group_rate,
             "events/s",
             p50=median(p50s),
@@ -107,6 +112,7 @@ async def append_throughput(ctx: Context) -> AsyncIterator[Metric]:
             events=total,
             appenders=tasks,
             sessions=sessions,
+            events_per_append=per_append,
             body_bytes=body_bytes,
             repeats=repeats,
             runs=rates,

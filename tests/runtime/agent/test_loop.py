@@ -249,3 +249,15 @@ async def test_previews_stream_deltas_before_the_message(loop_rt: Runtime) -> No
     assert final_text([message_event]).startswith(deltas)
     logged = {e.type for e in (await loop_rt.list_events(WS, sid)).data}
     assert "event_start" not in logged and "event_delta" not in logged
+
+
+async def test_concurrent_senders_are_all_accepted_and_processed_in_log_order(loop_rt: Runtime) -> None:
+    sid = await session_with(loop_rt)
+    after = await last_seq(loop_rt, sid)
+    echoes = await asyncio.gather(*(loop_rt.send_events(WS, sid, [message(f"client {i}")]) for i in range(12)))
+    events = await wait_for(loop_rt, sid, after, count=12, timeout=30)
+    sent_order = [e["content"][0]["text"] for e in of_type(events, "user.message")]
+    answered = [final_text([m]) for m in of_type(events, "agent.message")]
+    assert sorted(sent_order) == sorted(f"client {i}" for i in range(12))
+    assert answered == [f"echo: {text}" for text in sent_order]  # one turn each, in the order they were logged
+    assert len({e[0].id for e in echoes}) == 12

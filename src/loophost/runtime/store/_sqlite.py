@@ -369,10 +369,8 @@ class SQLiteStore:
         return await self._engine.write(fn)
 
     async def append_events(self, session_id: str, events: Sequence[NewEvent]) -> list[StoredEvent]:
-        try:
-            return await self._engine.append(session_id, events)
-        except SessionGone as exc:
-            raise StaleWrite(f"session {session_id} no longer exists", code="session_gone") from exc
+        # a coroutine like every other write, so writes are queued in the order their callers run
+        return await self._engine.append(session_id, events)
 
     async def delete_session(self, workspace: str, session_id: str) -> bool:
         def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
