@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import importlib
 import inspect
@@ -15,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, cast
 
 import bench
+from loophost._aio import run
 
 from ._registry import REGISTRY, Benchmark, Context, select
 from ._report import Metric, emit, environment
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         try:
             gc.collect()
-            asyncio.run(run_one(spec, ctx, env))
+            run(run_one(spec, ctx, env))
         except Exception as exc:
             errors += 1
             traceback.print_exc()

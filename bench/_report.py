@@ -75,7 +75,9 @@ def metric(
 
 
 def environment() -> dict[str, Any]:
-    return {"python": platform.python_version(), "cores": os.cpu_count()}
+    from loophost._aio import loop_name
+
+    return {"python": platform.python_version(), "cores": os.cpu_count(), "loop": loop_name()}
 
 
 def _tidy(value: Any) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import typer
@@ -22,9 +21,10 @@ def demo(
     ),
 ) -> None:
     """Run a session on the embedded runtime (SQLite + scripted model, no API key) and show its events."""
+    from .._aio import run
     from ._demo import run_demo
 
-    raise typer.Exit(asyncio.run(run_demo(database)))
+    raise typer.Exit(run(run_demo(database)))
 
 
 @app.command()

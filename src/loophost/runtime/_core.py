@@ -98,6 +98,13 @@ class SessionLocks:
             del self._locks[session_id]
 
 
+def wants_worker(session: wire.Session, internal: SessionInternal) -> bool:
+    """Whether the session has work a restarted runtime must pick up (the store indexes this flag)."""
+    if session.status == "terminated" or session.archived_at is not None:
+        return False
+    return session.status in ("running", "rescheduling") or bool(internal.queue) or internal.interrupt_requested
+
+
 class RuntimeCore:
     """Base of the runtime: owns nothing it did not open (the store is opened and closed by `Runtime`)."""
 
@@ -165,11 +172,14 @@ class RuntimeCore:
         """Commit a change of the session row and the events announcing it in one transaction."""
         change = None
         if session is not None or internal is not None or archived_at is not None or checkpoint is not None:
+            after_session = session or loaded.session
+            after_internal = internal or loaded.internal
             change = SessionChange(
                 body=session.model_dump_json(by_alias=True) if session is not None else None,
                 status=session.status if session is not None else None,
                 internal=internal.model_dump_json() if internal is not None else None,
                 archived_at=archived_at,
+                wants_worker=wants_worker(after_session, after_internal),
                 checkpoint=checkpoint,
             )
         revision, stored = await self.store.commit_session(
@@ -199,5 +209,6 @@ class RuntimeCore:
             last_seq=stored[-1].seq if stored else loaded.row.last_seq,
             body=change.body if change and change.body else loaded.row.body,
             internal=change.internal if change and change.internal else loaded.row.internal,
+            wants_worker=change.wants_worker if change and change.wants_worker is not None else loaded.row.wants_worker,
         )
         return stored

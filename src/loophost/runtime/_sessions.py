@@ -105,6 +105,7 @@ class SessionsMixin(RuntimeCore):
             last_seq=0,
             body=session.model_dump_json(by_alias=True),
             internal=internal.model_dump_json(),
+            wants_worker=bool(initial),
         )
         await self.store.insert_session(row, initial)
         if initial:
@@ -263,6 +264,7 @@ class SessionsMixin(RuntimeCore):
                 raise Conflict(f"session {session_id!r} is running; interrupt it first", code="running")
             if not await self.store.delete_session(workspace, session_id):
                 raise NotFound(f"session {session_id!r} not found", resource="session")
+            self.live.pop(session_id, None)  # a worker still holding it exits at its next commit
             ts = rfc3339(now())
             event_id = self.event_id()
             body = wire.parse_event({"id": event_id, "type": "session.deleted", "processed_at": ts})

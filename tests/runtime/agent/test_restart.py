@@ -60,3 +60,15 @@ async def test_auto_policy_asks_and_says_why(tmp_path: Path) -> None:
             "evaluated_permission": {"type": "ask", "reason_code": "no_policy_engine"},
         }
         assert events[-1]["stop_reason"] == {"type": "requires_action", "event_ids": [use["id"]]}
+
+
+async def test_input_accepted_before_a_worker_took_it_is_processed_after_a_restart(tmp_path: Path) -> None:
+    bash = CountingTool()
+    async with _runtime(tmp_path / "r.db", bash) as rt:
+        sid = await session_with(rt)
+        rt.on_input = lambda session_id: None  # type: ignore[method-assign]  # the process dies before any worker
+        await rt.send_events(WS, sid, [message("accepted, never started")])
+        assert (await rt.status(WS, sid)).queued == 1
+    async with _runtime(tmp_path / "r.db", bash) as rt:
+        events = await wait_for(rt, sid, 0)
+        assert final_text(events) == "echo: accepted, never started"

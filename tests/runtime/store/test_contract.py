@@ -178,8 +178,10 @@ async def test_session_lists_filter_and_keyset_page(store: Store) -> None:
     assert [r.id for r in rest] == ["sesn_2", "sesn_1", "sesn_0"]
     idle = await store.list_sessions("ws", ListQuery(filters={"statuses": ["idle"]}))
     assert [r.id for r in idle] == ["sesn_1", "sesn_3"]
-    running = await store.sessions_with_status(["running"])
-    assert {r.id for r in running} == {"sesn_0", "sesn_2", "sesn_4"}
+    await store.commit_session("sesn_2", expected_revision=None, change=SessionChange(wants_worker=True))
+    assert [r.id for r in await store.sessions_wanting_work()] == ["sesn_2"]
+    await store.commit_session("sesn_2", expected_revision=None, change=SessionChange(wants_worker=False))
+    assert await store.sessions_wanting_work() == []
 
 
 async def test_delete_session_removes_its_log(store: Store) -> None:

@@ -22,7 +22,7 @@ from pydantic_ai.messages import BinaryContent, ImageUrl, ModelMessage, UserCont
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDenied
 
 from ... import wire
-from .._core import LoadedSession, RuntimeCore, SessionInternal, TurnState
+from .._core import LoadedSession, RuntimeCore, TurnState
 from .._errors import StaleWrite
 from ..models import ModelsConfig, is_transient_model_error, model_error_type, resolve_model
 from ..models._errors import ModelRoutingError
@@ -121,14 +121,10 @@ class SessionWorkers:
 
     async def recover(self) -> int:
         """On open: give every session that was mid-work (or has queued input) a worker again."""
-        rows = await self.core.store.sessions_with_status(["running", "rescheduling", "idle"])
-        count = 0
+        rows = await self.core.store.sessions_wanting_work()
         for row in rows:
-            internal = SessionInternal.model_validate_json(row.internal)
-            if row.status != "idle" or internal.queue or internal.interrupt_requested:
-                self.wake(row.id)
-                count += 1
-        return count
+            self.wake(row.id)
+        return len(rows)
 
     async def close(self) -> None:
         """Cancel every worker and wait for them: running sessions stay `running` in the store and are resumed

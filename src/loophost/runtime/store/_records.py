@@ -73,6 +73,8 @@ class SessionRow:
     body: str
     internal: str = "{}"
     """Runtime-owned state that is not on the wire (queued input, pending actions, pause), as JSON."""
+    wants_worker: bool = False
+    """The runtime's flag for sessions that have work to resume after a restart (queued input, a running turn)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,7 @@ class SessionChange:
     status: str | None = None
     archived_at: str | None = None
     internal: str | None = None
+    wants_worker: bool | None = None
     checkpoint: CheckpointWrite | None = None
     """The agent core's state, committed with the events of the step that produced it."""
 

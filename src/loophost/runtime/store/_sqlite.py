@@ -29,10 +29,11 @@ from ._sqlite_schema import migrate
 _EVENT_COLS = "seq, id, type, processed_at, body"
 _SESSION_COLS = (
     "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision,"
-    " (SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.session_id = sessions.id), body, internal"
+    " (SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.session_id = sessions.id), body, internal, wants_worker"
 )
 _SESSION_INSERT_COLS = (
-    "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision, body, internal"
+    "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision, body,"
+    " internal, wants_worker"
 )
 
 
@@ -243,7 +244,7 @@ class SQLiteStore:
     async def insert_session(self, row: SessionRow, events: Sequence[NewEvent] = ()) -> list[StoredEvent]:
         def fn(conn: sqlite3.Connection) -> tuple[list[StoredEvent], Sequence[StoredEvent]]:
             conn.execute(
-                f"INSERT INTO sessions ({_SESSION_INSERT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO sessions ({_SESSION_INSERT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     row.workspace,
                     row.id,
@@ -256,6 +257,7 @@ class SQLiteStore:
                     row.revision,
                     row.body,
                     row.internal,
+                    int(row.wants_worker),
                 ),
             )
             stored = _append_guarded(conn, self._engine.seqs, row.id, events)
@@ -300,14 +302,12 @@ class SQLiteStore:
 
         return await self._engine.read(fn)
 
-    async def sessions_with_status(self, statuses: Sequence[str]) -> list[SessionRow]:
+    async def sessions_wanting_work(self) -> list[SessionRow]:
         def fn(conn: sqlite3.Connection) -> list[SessionRow]:
-            marks = ",".join("?" * len(statuses))
             return [
                 _session(r)
                 for r in conn.execute(
-                    f"SELECT {_SESSION_COLS} FROM sessions WHERE status IN ({marks}) ORDER BY created_at",
-                    statuses,
+                    f"SELECT {_SESSION_COLS} FROM sessions WHERE wants_worker = 1 ORDER BY created_at"
                 )
             ]
 
@@ -352,6 +352,9 @@ class SQLiteStore:
                 if change.archived_at is not None:
                     sets.append("archived_at = ?")
                     args.append(change.archived_at)
+                if change.wants_worker is not None:
+                    sets.append("wants_worker = ?")
+                    args.append(int(change.wants_worker))
                 if change.checkpoint is not None:
                     _write_checkpoint(conn, session_id, change.checkpoint)
                 conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?", (*args, session_id))

@@ -94,15 +94,19 @@ def _lock_exclusively(lock_path: str) -> IO[bytes]:
     return handle
 
 
-def connect(path: str, *, synchronous: str) -> sqlite3.Connection:
+def connect(path: str, *, synchronous: str, autocheckpoint: bool = True) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA foreign_keys=OFF")
     conn.execute("PRAGMA cache_size=-16000")
-    conn.execute("PRAGMA wal_autocheckpoint=4000")
+    conn.execute(f"PRAGMA wal_autocheckpoint={4000 if autocheckpoint else 0}")
     return conn
+
+
+CHECKPOINT_INTERVAL = 0.5
+"""Seconds between background WAL checkpoints (the writer itself never checkpoints: it would stall commits)."""
 
 
 class SQLiteEngine:
@@ -126,6 +130,9 @@ class SQLiteEngine:
         self.seqs = SeqAllocator()
         self._closed = False
         self._lock_file: IO[bytes] | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._commits = 0
+        self._checkpoint_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loophost-sqlite-checkpoint")
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def open(self, migrate: Callable[[sqlite3.Connection], None]) -> None:
@@ -133,7 +140,7 @@ class SQLiteEngine:
         self._lock_file = _lock_exclusively(self._path + ".lock")
 
         def _open() -> None:
-            self._wconn = connect(self._path, synchronous=self._synchronous)
+            self._wconn = connect(self._path, synchronous=self._synchronous, autocheckpoint=False)
             migrate(self._wconn)
 
         try:
@@ -149,11 +156,15 @@ class SQLiteEngine:
             self._lock_file = None
             raise
         self._task = asyncio.create_task(self._run(), name="loophost-sqlite-writer")
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="loophost-sqlite-checkpointer")
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
         if self._task is not None:
             self._stopping = True
             self._wake()
@@ -170,6 +181,7 @@ class SQLiteEngine:
             self._reader_conns.clear()
         self._writer_pool.shutdown(wait=True)
         self._reader_pool.shutdown(wait=True)
+        self._checkpoint_pool.shutdown(wait=True)
         if self._lock_file is not None:
             self._lock_file.close()  # releases the lock
             self._lock_file = None
@@ -221,6 +233,7 @@ class SQLiteEngine:
                 outcomes = self._apply(batch)
             else:
                 outcomes = await loop.run_in_executor(self._writer_pool, self._apply, batch)
+            self._commits += 1
             committed: list[StoredEvent] = []
             for ok, value in outcomes:
                 if ok:
@@ -237,6 +250,24 @@ class SQLiteEngine:
                     op.future.set_exception(value)
             if self._inline:
                 await asyncio.sleep(0)  # let the callers just answered (and everyone else) run before the next batch
+
+    async def _checkpoint_loop(self) -> None:
+        """Move the WAL into the database file in the background (PASSIVE: never waits for, or blocks, anyone)."""
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(
+            self._checkpoint_pool, lambda: connect(self._path, synchronous=self._synchronous)
+        )
+        seen = 0
+        try:
+            while True:
+                await asyncio.sleep(CHECKPOINT_INTERVAL)
+                if self._commits != seen:
+                    seen = self._commits
+                    await loop.run_in_executor(
+                        self._checkpoint_pool, lambda: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    )
+        finally:
+            await asyncio.shield(loop.run_in_executor(self._checkpoint_pool, conn.close))
 
     def _apply(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         conn = self._wconn

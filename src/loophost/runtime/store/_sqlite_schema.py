@@ -48,10 +48,11 @@ MIGRATIONS: list[str] = [
         archived_at TEXT,
         revision INTEGER NOT NULL DEFAULT 1,
         body TEXT NOT NULL,
-        internal TEXT NOT NULL DEFAULT '{}'
+        internal TEXT NOT NULL DEFAULT '{}',
+        wants_worker INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX sessions_by_created ON sessions (workspace, created_at, id);
-    CREATE INDEX sessions_by_status ON sessions (status);
+    CREATE INDEX sessions_wanting_work ON sessions (wants_worker) WHERE wants_worker = 1;
     CREATE TABLE events (
         n INTEGER PRIMARY KEY,
         session_id TEXT NOT NULL,
