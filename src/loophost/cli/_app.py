@@ -28,14 +28,20 @@ def demo(
 
 
 @app.command()
-def serve() -> None:
-    """Serve the runtime over the Claude Managed Agents HTTP API."""
-    typer.echo(
-        "loophost serve: the HTTP server is not part of this build yet (tracked as the [server] issue). "
-        "Use the runtime as a library meanwhile: see README.md.",
-        err=True,
-    )
-    raise typer.Exit(2)
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8420, help="Port to listen on (0: any free port; the line printed says which)."),
+    database: str | None = typer.Option(
+        None, help="Database URL or SQLite file (default: loophost.db in the user's data directory)."
+    ),
+    heartbeat: float = typer.Option(15.0, help="Seconds between ping frames on idle event streams."),
+) -> None:
+    """Serve the runtime over the Claude Managed Agents HTTP API (keys: LOOPHOST_API_KEYS=KEY[:WORKSPACE],...)."""
+    from .._aio import run
+    from ._serve import default_database
+    from ._serve import serve as serve_forever
+
+    run(serve_forever(host, port, database or default_database(), heartbeat))
 
 
 def main() -> None:

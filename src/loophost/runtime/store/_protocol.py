@@ -95,6 +95,13 @@ class Store(Protocol):
         """None when the session does not exist."""
         ...
 
+    # API keys (hashes only; the server's generated key lives here)
+    async def api_keys(self) -> dict[str, str]:
+        """Key hash -> workspace."""
+        ...
+
+    async def add_api_key(self, key_hash: str, workspace: str, created_at: str) -> None: ...
+
     # idempotency and checkpoints
     async def get_idempotency(self, session_id: str, key: str) -> str | None: ...
     async def get_checkpoint(self, session_id: str) -> list[bytes]:

@@ -433,6 +433,23 @@ class SQLiteStore:
 
         return await self._engine.read(fn)
 
+    # API keys ---------------------------------------------------------------------------------------------
+    async def api_keys(self) -> dict[str, str]:
+        def fn(conn: sqlite3.Connection) -> dict[str, str]:
+            return {str(h): str(w) for h, w in conn.execute("SELECT key_hash, workspace FROM api_keys")}
+
+        return await self._engine.read(fn)
+
+    async def add_api_key(self, key_hash: str, workspace: str, created_at: str) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            conn.execute(
+                "INSERT OR REPLACE INTO api_keys (key_hash, workspace, created_at) VALUES (?,?,?)",
+                (key_hash, workspace, created_at),
+            )
+            return None, ()
+
+        await self._engine.write(fn)
+
     # idempotency and checkpoints --------------------------------------------------------------------------
     async def get_idempotency(self, session_id: str, key: str) -> str | None:
         def fn(conn: sqlite3.Connection) -> str | None:

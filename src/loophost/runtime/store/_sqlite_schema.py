@@ -70,6 +70,11 @@ MIGRATIONS: list[str] = [
         body BLOB NOT NULL,
         PRIMARY KEY (session_id, idx)
     ) WITHOUT ROWID;
+    CREATE TABLE api_keys (
+        key_hash TEXT PRIMARY KEY,
+        workspace TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
     CREATE TABLE idempotency (
         session_id TEXT NOT NULL,
         key TEXT NOT NULL,

@@ -1,0 +1,62 @@
+"""`loophost serve`: the runtime behind the Claude Managed Agents HTTP API, on uvicorn."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from ..runtime import DEFAULT_WORKSPACE, Runtime
+from ..runtime._clock import now_str
+from ..server import ApiKeys, ServerSettings, create_app, key_hash, new_key
+
+
+def default_database() -> str:
+    from platformdirs import user_data_dir
+
+    return str(Path(user_data_dir("loophost")) / "loophost.db")
+
+
+class _Server(uvicorn.Server):
+    """Says where it listens once it does, and ends live streams before shutting down."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.servers:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            print(f"loophost listening on http://{host}:{port}", flush=True)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._app.state.closing.set()  # streams close cleanly; the lifespan then checkpoints and closes the runtime
+        super().handle_exit(sig, frame)
+
+
+async def serve(host: str, port: int, database: str, heartbeat: float) -> None:
+    runtime = Runtime.from_url(database)
+    await runtime.open()
+    configured = os.environ.get("LOOPHOST_API_KEYS", "").strip()
+    keys = ApiKeys.parse(configured) if configured else ApiKeys(await runtime.store.api_keys())
+    if not keys:
+        key = new_key()
+        await runtime.store.add_api_key(key_hash(key), DEFAULT_WORKSPACE, now_str())
+        keys = keys.with_key(key_hash(key), DEFAULT_WORKSPACE)
+        print(f"generated an API key for workspace '{DEFAULT_WORKSPACE}' (shown only now): {key}", flush=True)
+    app = create_app(runtime, keys=keys, settings=ServerSettings(heartbeat_interval=heartbeat))
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10
+    )
+    server = _Server(config, app)
+    try:
+        await server.serve()
+    finally:
+        await runtime.close()
+    if not server.started:
+        sys.exit(1)

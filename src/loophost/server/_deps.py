@@ -1,0 +1,76 @@
+"""What every route needs: the runtime, the caller's workspace, and the Claude wire's query conventions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from ..runtime import Runtime
+from ._errors import ApiError
+from ._keys import ApiKeys
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>` (what the anthropic SDK sends)")
+_x_api_key = APIKeyHeader(name="x-api-key", auto_error=False, description="The key in `x-api-key`")
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def workspace(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_x_api_key)],
+) -> str:
+    """The workspace of the caller's key (Bearer or x-api-key); 401 without a known key."""
+    key = bearer.credentials if bearer is not None else api_key
+    if not key:
+        raise ApiError(401, "missing API key: send `Authorization: Bearer <key>` or `x-api-key`", code="missing_key")
+    keys: ApiKeys = request.app.state.keys
+    found = keys.workspace_for(key)
+    if found is None:
+        raise ApiError(401, "invalid API key", code="invalid_key")
+    return found
+
+
+Runtime_ = Annotated[Runtime, Depends(runtime)]
+Workspace = Annotated[str, Depends(workspace)]
+
+
+def list_param(request: Request, name: str) -> list[str] | None:
+    """An array query parameter in the SDK's bracket format (`types[]=a&types[]=b`); plain `types=a` too."""
+    values = request.query_params.getlist(f"{name}[]") or request.query_params.getlist(name)
+    return values or None
+
+
+def time_param(request: Request, name: str) -> str | None:
+    """`created_at[gte]=<RFC 3339>` as the runtime compares it (UTC, microseconds, Z); 400 when unparseable."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace(" ", "+"))
+    except ValueError as exc:
+        raise ApiError(400, f"{name} must be an RFC 3339 timestamp", code="invalid_timestamp") from exc
+    from ..runtime._clock import rfc3339
+
+    if value.tzinfo is None:
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    return rfc3339(value)
+
+
+def primary_thread_id(session_id: str) -> str:
+    """A single-agent session has exactly one thread, its primary one; its id mirrors the session's."""
+    return "sthr_" + session_id.removeprefix("sesn_")
+
+
+def check_thread(session_id: str, thread_id: str) -> None:
+    """404 unless `thread_id` is the session's (primary) thread."""
+    if thread_id != primary_thread_id(session_id):
+        raise ApiError(404, f"thread {thread_id!r} not found in session {session_id!r}", code="not_found")

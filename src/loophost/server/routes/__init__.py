@@ -1,0 +1,1 @@
+"""Route modules, one per resource family of the Claude Managed Agents API (all under /v1)."""

@@ -1,0 +1,7 @@
+"""Routes: agents."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["agents"])

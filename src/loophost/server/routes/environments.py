@@ -1,0 +1,7 @@
+"""Routes: environments."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["environments"])

@@ -1,0 +1,7 @@
+"""Routes: events."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["events"])

@@ -1,0 +1,7 @@
+"""Routes: sessions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["sessions"])
