@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,14 +29,22 @@ class ServerProcess:
     database: Path
 
 
-def start_server(database: Path, *, keys: str = f"{KEY_A}:ws_a,{KEY_B}:ws_b", heartbeat: float = HEARTBEAT) -> ServerProcess:
+def start_server(
+    database: Path,
+    *,
+    keys: str = f"{KEY_A}:ws_a,{KEY_B}:ws_b",
+    heartbeat: float = HEARTBEAT,
+    command: list[str] | None = None,
+) -> ServerProcess:
+    """`loophost serve` (or `command`, which must print the same `loophost listening on URL` line)."""
     env = {**os.environ, "LOOPHOST_API_KEYS": keys, "PYTHONPATH": os.pathsep.join(sys.path)}
+    serve = [sys.executable, "-c", "from loophost.cli import main; main()", "serve", "--port", "0"]
     process = subprocess.Popen(
-        [sys.executable, "-c", "from loophost.cli import main; main()", "serve", "--port", "0",
-         "--database", str(database), "--heartbeat", str(heartbeat)],
+        command or [*serve, "--database", str(database), "--heartbeat", str(heartbeat)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=Path(__file__).parents[2],
     )
     assert process.stdout is not None
     for line in process.stdout:
@@ -62,6 +70,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     stop_server(proc)
 
 
+@pytest.fixture(scope="session")
+def tool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server whose runtime has a recording test double as its built-in `bash` (see _tool_server.py)."""
+    where = tmp_path_factory.mktemp("tool-server")
+    command = [sys.executable, "-m", "tests.server._tool_server", str(where / "server.db"), str(where / "bash.log")]
+    proc = start_server(where / "server.db", command=command)
+    yield proc
+    stop_server(proc)
+
+
+def bash_executions(server: ServerProcess) -> list[str]:
+    """`<tool_use_id> <command>` per execution of the tool server's `bash`."""
+    log = server.database.parent / "bash.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.fixture
+def tool_client(tool_server: ServerProcess) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=tool_server.url, api_key=KEY_A, max_retries=0) as c:
+        yield c
+
+
 @pytest.fixture
 def client(server: ServerProcess) -> Iterator[anthropic.Anthropic]:
     with anthropic.Anthropic(base_url=server.url, api_key=KEY_A, max_retries=0) as c:
@@ -76,5 +106,6 @@ def other_client(server: ServerProcess) -> Iterator[anthropic.Anthropic]:
 
 
 @pytest.fixture
-async def async_client(server: ServerProcess) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=server.url, api_key=KEY_A, max_retries=0)
+async def async_client(server: ServerProcess) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with anthropic.AsyncAnthropic(base_url=server.url, api_key=KEY_A, max_retries=0) as c:
+        yield c

@@ -50,9 +50,7 @@ async def serve(host: str, port: int, database: str, heartbeat: float) -> None:
         keys = keys.with_key(key_hash(key), DEFAULT_WORKSPACE)
         print(f"generated an API key for workspace '{DEFAULT_WORKSPACE}' (shown only now): {key}", flush=True)
     app = create_app(runtime, keys=keys, settings=ServerSettings(heartbeat_interval=heartbeat))
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10
-    )
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
     server = _Server(config, app)
     try:
         await server.serve()

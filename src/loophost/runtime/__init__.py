@@ -18,6 +18,7 @@ from ._events import EventPage
 from ._interface import ManagedAgentRuntime
 from ._runtime import Runtime
 from ._sessions import SessionState
+from ._stream import LogStream
 from .agent import AgentLoopConfig, BuiltinTool, ToolContext, ToolOutput
 from .store import SQLiteStore, Store, StoredEvent, open_store
 
@@ -31,6 +32,7 @@ __all__ = [
     "CursorOutOfRange",
     "EventPage",
     "InvalidRequest",
+    "LogStream",
     "ManagedAgentRuntime",
     "NotFound",
     "PayloadTooLarge",

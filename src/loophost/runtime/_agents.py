@@ -7,7 +7,7 @@ from datetime import datetime
 from .. import wire
 from ._clock import now, rfc3339
 from ._core import RuntimeCore
-from ._cursors import check_limit, decode, encode
+from ._cursors import check_limit, decode, encode, integer, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
 from .store import AgentRow, ListQuery
@@ -97,7 +97,7 @@ class AgentsMixin(RuntimeCore):
             workspace,
             ListQuery(
                 limit=size + 1,
-                after=(cursor.position[0], cursor.position[1]) if cursor else None,
+                after=keyset(cursor),
                 include_archived=include_archived,
                 created_gte=created_at_gte,
                 created_lte=created_at_lte,
@@ -114,9 +114,7 @@ class AgentsMixin(RuntimeCore):
         await self.get_agent(workspace, agent_id)
         size = check_limit(limit, default=self.config.default_page_size, maximum=self.config.max_page_size)
         cursor = decode(page, descending=True)
-        rows = await self.store.list_agent_versions(
-            workspace, agent_id, before_version=int(cursor.position) if cursor else None, limit=size + 1
-        )
+        rows = await self.store.list_agent_versions(workspace, agent_id, before_version=integer(cursor), limit=size + 1)
         more = len(rows) > size
         rows = rows[:size]
         next_page = encode(rows[-1].version, descending=True) if more else None

@@ -23,6 +23,10 @@ class RuntimeConfig:
     """Operator settings. Limits protect the log from events that would bloat every later replay."""
 
     max_event_bytes: int = 4 * 1024 * 1024
+    max_file_bytes: int = 64 * 1024 * 1024
+    enforce_downloadable: bool = False
+    """Claude's Files API refuses to download uploads (`downloadable: false`); a self-hosted owner may read what
+    it uploaded, so loophost serves them unless this is set."""
     default_page_size: int = 20
     max_page_size: int = 1000
     event_page_size: int = 1000

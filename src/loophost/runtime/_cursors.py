@@ -46,6 +46,26 @@ def decode(token: str | None, *, descending: bool) -> Cursor | None:
     return cursor
 
 
+def keyset(cursor: Cursor | None) -> tuple[str, str] | None:
+    """A (created_at, id) position, or a 400 for a cursor that is not one (forged or from another list)."""
+    if cursor is None:
+        return None
+    position = cursor.position
+    if isinstance(position, list) and len(position) == 2 and all(isinstance(x, str) for x in position):
+        return position[0], position[1]
+    raise InvalidRequest("invalid page cursor", code="invalid_cursor")
+
+
+def integer(cursor: Cursor | None) -> int | None:
+    """An integer position (seq, version), or a 400."""
+    if cursor is None:
+        return None
+    position = cursor.position
+    if isinstance(position, int) and not isinstance(position, bool) and 0 <= position < 2**62:
+        return position
+    raise InvalidRequest("invalid page cursor", code="invalid_cursor")
+
+
 def check_limit(limit: int | None, *, default: int, maximum: int) -> int:
     if limit is None:
         return default

@@ -7,7 +7,7 @@ from datetime import datetime
 from .. import wire
 from ._clock import now, rfc3339
 from ._core import RuntimeCore
-from ._cursors import check_limit, decode, encode
+from ._cursors import check_limit, decode, encode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
 from .store import EnvironmentRow, ListQuery
@@ -91,7 +91,7 @@ class EnvironmentsMixin(RuntimeCore):
             workspace,
             ListQuery(
                 limit=size + 1,
-                after=(cursor.position[0], cursor.position[1]) if cursor else None,
+                after=keyset(cursor),
                 include_archived=include_archived,
             ),
         )

@@ -11,10 +11,10 @@ from .. import wire
 from ._bus import StreamItem
 from ._clock import now
 from ._core import LoadedSession, SessionInternal
-from ._cursors import check_limit, decode, encode
-from ._errors import Conflict, CursorOutOfRange, InvalidRequest
+from ._cursors import check_limit, decode, encode, integer
+from ._errors import Conflict, CursorOutOfRange, InvalidRequest, NotFound
 from ._sessions import SessionsMixin
-from ._stream import stream_log
+from ._stream import LogStream, open_log_stream
 from .store import EventQuery, IdempotencyRecord, NewEvent, StoredEvent
 
 QUEUED_TYPES = frozenset({"user.message", "user.define_outcome", "system.message"})
@@ -58,7 +58,10 @@ class EventsMixin(SessionsMixin):
             was_interrupting = internal.interrupt_requested
             self_hosted = any(e.type == "user.tool_result" for e in events) and await self._self_hosted(loaded)
             was_open = _open_ids(internal)
-            echoes = [self._accept(loaded, internal, param, self_hosted=self_hosted) for param in events]
+            echoes: list[wire.SessionEvent] = []
+            for param in events:
+                previous = echoes[-1] if echoes else None
+                echoes.append(self._accept(loaded, internal, param, self_hosted=self_hosted, previous=previous))
             stored_events: list[NewEvent] = [self.new_event(e) for e in echoes]
             still_open = _open_ids(internal)
             if still_open and still_open != was_open and not internal.interrupt_requested:
@@ -91,13 +94,31 @@ class EventsMixin(SessionsMixin):
         return echoes
 
     def _accept(
-        self, loaded: LoadedSession, internal: SessionInternal, param: Any, *, self_hosted: bool
+        self,
+        loaded: LoadedSession,
+        internal: SessionInternal,
+        param: Any,
+        *,
+        self_hosted: bool,
+        previous: wire.SessionEvent | None,
     ) -> wire.SessionEvent:
         """Validate one sent event against the session's state and record its effect on `internal`."""
         ts = now()
         kind = param.type
         if kind in QUEUED_TYPES:
-            event = self.echo_event(param, processed_at=None)
+            # `processed_at` is null while the input is queued behind earlier input (spec §5.1); with nothing ahead
+            # the worker takes it right away. A system.message is processed with the input it accompanies.
+            if kind == "system.message":  # validated to follow the event it accompanies
+                processed_at = previous.processed_at if previous is not None else None
+            else:
+                nothing_ahead = (
+                    loaded.session.status == "idle"
+                    and not internal.queue
+                    and not internal.pending
+                    and not internal.paused
+                )
+                processed_at = ts if nothing_ahead else None
+            event = self.echo_event(param, processed_at=processed_at)
             internal.queue.append(event.id)
             return event
         if kind == "user.interrupt":
@@ -172,7 +193,7 @@ class EventsMixin(SessionsMixin):
         descending = order == "desc"
         size = check_limit(limit, default=self.config.event_page_size, maximum=self.config.event_page_size)
         cursor = decode(page, descending=descending)
-        position = int(cursor.position) if cursor else None
+        position = integer(cursor)
         rows = await self.store.list_events(
             session_id,
             EventQuery(
@@ -191,6 +212,42 @@ class EventsMixin(SessionsMixin):
         rows = rows[:size]
         return EventPage(rows, encode(rows[-1].seq, descending=descending) if more else None)
 
+    async def open_stream(
+        self,
+        workspace: str,
+        session_id: str,
+        *,
+        after_seq: int | None = None,
+        after_id: str | None = None,
+        previews: bool = False,
+    ) -> LogStream:
+        """Open a stream now: the session and the cursor are checked and the start point fixed before this returns
+        (a server answers 404/400 before any stream bytes, and nothing committed after the call can be missed).
+
+        With neither cursor the stream starts at the end of the log (live only, as the Claude wire does);
+        `after_seq=0` replays from the beginning; `after_id` resumes after that event (SSE Last-Event-ID).
+        With `previews`, live `Preview`s of agent messages (`event_start`, `event_delta`) are interleaved.
+        The caller owns the stream: iterate it, then `aclose()` it.
+        """
+        if await self.store.get_session(workspace, session_id) is None:
+            raise NotFound(f"session {session_id!r} not found", resource="session")
+        if after_id is not None:
+            found = await self.store.get_event(session_id, after_id)
+            if found is None:
+                raise CursorOutOfRange(
+                    f"event {after_id!r} is not in session {session_id!r}'s log; cannot resume after it",
+                    code="unknown_event_id",
+                )
+            after_seq = found.seq
+
+        async def finished() -> bool:
+            row = await self.store.get_session(workspace, session_id)
+            return row is None or row.status == "terminated"
+
+        return await open_log_stream(
+            self.store, self.bus, session_id, after_seq, is_finished=finished, previews=previews
+        )
+
     async def stream_events(
         self,
         workspace: str,
@@ -200,32 +257,16 @@ class EventsMixin(SessionsMixin):
         after_id: str | None = None,
         previews: bool = False,
     ) -> AsyncIterator[StreamItem]:
-        """Every event after the cursor exactly once, in order, then live; ends after a terminal event.
-
-        With neither cursor the stream starts at the end of the log (live only, as the Claude wire does);
-        `after_seq=0` replays from the beginning; `after_id` resumes after that event (SSE Last-Event-ID).
-        With `previews`, live `Preview`s of agent messages (`event_start`, `event_delta`) are interleaved.
-        """
-        loaded = await self.load_session(workspace, session_id)
-        if after_id is not None:
-            found = await self.store.get_event(session_id, after_id)
-            if found is None:
-                raise CursorOutOfRange(
-                    f"event {after_id!r} is not in session {session_id!r}'s log; cannot resume after it",
-                    code="unknown_event_id",
-                )
-            after_seq = found.seq
-        elif after_seq is None:
-            after_seq = await self.store.last_seq(session_id) or loaded.row.last_seq
-
-        async def finished() -> bool:
-            row = await self.store.get_session(workspace, session_id)
-            return row is None or row.status == "terminated"
-
-        async for item in stream_log(
-            self.store, self.bus, session_id, after_seq, is_finished=finished, previews=previews
-        ):
-            yield item
+        """`open_stream` as an async generator: every event after the cursor exactly once, in order, then live;
+        ends after a terminal event. (The checks run when iteration starts; use `open_stream` to run them now.)"""
+        stream = await self.open_stream(
+            workspace, session_id, after_seq=after_seq, after_id=after_id, previews=previews
+        )
+        try:
+            async for item in stream:
+                yield item
+        finally:
+            await stream.aclose()
 
 
 def _open_ids(internal: SessionInternal) -> list[str]:

@@ -8,7 +8,10 @@ from typing import Protocol
 from .. import wire
 from ._bus import StreamItem
 from ._events import EventPage
+from ._files import FileContent
+from ._resources import AttachedResource, Resource, ResourceParams
 from ._sessions import SessionState
+from ._stream import LogStream
 
 
 class ManagedAgentRuntime(Protocol):
@@ -51,6 +54,22 @@ class ManagedAgentRuntime(Protocol):
     # sessions
     async def start_session(self, workspace: str, params: wire.SessionCreateParams) -> wire.Session: ...
     async def get_session(self, workspace: str, session_id: str) -> wire.Session: ...
+    async def list_sessions(
+        self,
+        workspace: str,
+        *,
+        limit: int | None = None,
+        page: str | None = None,
+        order: str = "desc",
+        include_archived: bool = False,
+        agent_id: str | None = None,
+        agent_version: int | None = None,
+        statuses: list[str] | None = None,
+        created_at_gt: str | None = None,
+        created_at_gte: str | None = None,
+        created_at_lt: str | None = None,
+        created_at_lte: str | None = None,
+    ) -> wire.BidirectionalPage[wire.Session]: ...
     async def update_session(
         self, workspace: str, session_id: str, params: wire.SessionUpdateParams
     ) -> wire.Session: ...
@@ -80,6 +99,15 @@ class ManagedAgentRuntime(Protocol):
         limit: int | None = None,
         page: str | None = None,
     ) -> EventPage: ...
+    async def open_stream(
+        self,
+        workspace: str,
+        session_id: str,
+        *,
+        after_seq: int | None = None,
+        after_id: str | None = None,
+        previews: bool = False,
+    ) -> LogStream: ...
     def stream_events(
         self,
         workspace: str,
@@ -89,3 +117,38 @@ class ManagedAgentRuntime(Protocol):
         after_id: str | None = None,
         previews: bool = False,
     ) -> AsyncIterator[StreamItem]: ...
+
+    # session resources
+    async def add_session_resource(
+        self, workspace: str, session_id: str, params: ResourceParams
+    ) -> AttachedResource: ...
+    async def list_session_resources(
+        self, workspace: str, session_id: str, *, limit: int | None = None, page: str | None = None
+    ) -> wire.CursorPage[Resource]: ...
+    async def get_session_resource(self, workspace: str, session_id: str, resource_id: str) -> Resource: ...
+    async def update_session_resource(
+        self, workspace: str, session_id: str, resource_id: str, params: wire.ResourceUpdateParams
+    ) -> AttachedResource: ...
+    async def delete_session_resource(self, workspace: str, session_id: str, resource_id: str) -> wire.Deleted: ...
+
+    # files
+    async def upload_file(
+        self,
+        workspace: str,
+        filename: str | None,
+        content: bytes,
+        mime_type: str | None = None,
+        expires_in_seconds: int | None = None,
+    ) -> wire.FileMetadata: ...
+    async def get_file(self, workspace: str, file_id: str) -> wire.FileMetadata: ...
+    async def file_content(self, workspace: str, file_id: str) -> FileContent: ...
+    async def list_files(
+        self,
+        workspace: str,
+        *,
+        limit: int | None = None,
+        page: str | None = None,
+        scope_id: str | None = None,
+        ids: list[str] | None = None,
+    ) -> wire.CursorPage[wire.FileMetadata]: ...
+    async def delete_file(self, workspace: str, file_id: str) -> wire.Deleted: ...

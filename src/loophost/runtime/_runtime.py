@@ -10,12 +10,14 @@ from ._agents import AgentsMixin
 from ._core import RuntimeConfig
 from ._environments import EnvironmentsMixin
 from ._events import EventsMixin
+from ._files import FilesMixin
+from ._resources import ResourcesMixin
 from .agent import AgentLoopConfig, BuiltinTool, SessionWorkers
 from .models import ModelsConfig
 from .store import Store, open_store
 
 
-class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin):
+class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, FilesMixin):
     """The managed-agent runtime as a library. Open it, use it, close it (or `async with`).
 
     Every call is scoped by a workspace: ids of another workspace are not found.

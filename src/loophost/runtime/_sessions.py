@@ -8,9 +8,10 @@ from typing import Any
 from .. import wire
 from ._clock import now, rfc3339
 from ._core import RuntimeCore, SessionInternal
-from ._cursors import check_limit, decode, encode
+from ._cursors import check_limit, decode, encode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
+from ._resources import prepare_resources
 from .store import ListQuery, SessionRow, StoredEvent
 
 ACTIVE_STATUSES = ("running", "rescheduling")
@@ -61,21 +62,19 @@ class SessionsMixin(RuntimeCore):
             raise Conflict(f"environment {params.environment_id!r} is archived", code="archived")
         if params.vault_ids:
             raise NotFound(f"vault {params.vault_ids[0]!r} not found", resource="vault")
-        if params.resources:
-            raise InvalidRequest(
-                "session resources are not supported by this runtime yet", code="resources_unsupported"
-            )
         ts = now()
+        session_id = new_id("sesn")
+        attached = await prepare_resources(self.store, workspace, session_id, params.resources or [], ts)
         session = wire.Session.model_validate(
             {
-                "id": new_id("sesn"),
+                "id": session_id,
                 "type": "session",
                 "status": "idle",
                 "title": params.title,
                 "metadata": params.metadata or {},
                 "environment_id": params.environment_id,
                 "agent": snapshot.model_dump(mode="json", by_alias=True),
-                "resources": [],
+                "resources": [p.resource.model_dump(mode="json", by_alias=True) for p in attached],
                 "vault_ids": [],
                 "usage": {},
                 "stats": {},
@@ -107,6 +106,8 @@ class SessionsMixin(RuntimeCore):
             internal=internal.model_dump_json(),
             wants_worker=bool(initial),
         )
+        for prepared in attached:  # before the document that shows them (see _resources.py)
+            await self.store.put_session_resource(prepared.row)
         await self.store.insert_session(row, initial)
         if initial:
             self.on_input(session.id)
@@ -150,7 +151,7 @@ class SessionsMixin(RuntimeCore):
             ListQuery(
                 limit=size + 1,
                 descending=descending != backwards,
-                after=(cursor.position[0], cursor.position[1]) if cursor else None,
+                after=keyset(cursor),
                 include_archived=include_archived,
                 created_gt=created_at_gt,
                 created_gte=created_at_gte,

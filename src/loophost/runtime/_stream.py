@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
-from ._bus import EventBus, Preview, StreamItem
+from ._bus import EventBus, Preview, StreamItem, Subscription
 from ._errors import CursorOutOfRange, NotFound
 from .store import EventQuery, Store, StoredEvent
 
@@ -19,33 +19,91 @@ REPLAY_PAGE = 1000
 FIRST_PAGE = 100
 
 
-async def stream_log(
+class LogStream:
+    """An open stream: subscribed, cursor checked, start point fixed. Iterate it; close it with `aclose()` (which
+    releases the subscription even if it was never iterated)."""
+
+    def __init__(self, sub: Subscription, items: AsyncGenerator[StreamItem, None]) -> None:
+        self._sub = sub
+        self._items = items
+
+    def __aiter__(self) -> LogStream:
+        return self
+
+    async def __anext__(self) -> StreamItem:
+        return await self._items.__anext__()
+
+    async def aclose(self) -> None:
+        try:
+            await self._items.aclose()
+        finally:
+            self._sub.close()
+
+
+async def open_log_stream(
     store: Store,
     bus: EventBus,
     session_id: str,
-    after_seq: int = 0,
+    after_seq: int | None = 0,
     *,
     is_finished: Callable[[], Awaitable[bool]] | None = None,
     page_size: int = REPLAY_PAGE,
     previews: bool = False,
-) -> AsyncIterator[StreamItem]:
-    """Every event of the session with seq > `after_seq`, exactly once, in order; then live events.
+) -> LogStream:
+    """Subscribe and check the cursor now (`after_seq=None`: from the current end, live only); then iterate.
 
-    Ends after a terminal event (`session.status_terminated`, `session.deleted`), or after the replay when
-    `is_finished` (awaited) says the session can produce no more events. With `previews`, live previews
-    (`Preview`) are interleaved where they were offered; they have no seq and are never replayed.
+    Every event with seq > `after_seq`, exactly once, in order, then live events. Ends after a terminal event
+    (`session.status_terminated`, `session.deleted`), or after the replay when `is_finished` (awaited) says the
+    session can produce no more events. With `previews`, live previews (`Preview`) are interleaved where they were
+    offered; they have no seq and are never replayed.
     """
     sub = bus.subscribe(session_id, previews=previews)
     try:
         last = await store.last_seq(session_id)
         if last is None:
-            raise NotFound(f"session {session_id} not found")
-        if after_seq < 0 or after_seq > last:
+            raise NotFound(f"session {session_id} not found", resource="session")
+        start = last if after_seq is None else after_seq
+        if start < 0 or start > last:
             raise CursorOutOfRange(
-                f"cursor {after_seq} is beyond the end of session {session_id}'s log (last seq {last})",
-                last_seq=last,
+                f"cursor {start} is beyond the end of session {session_id}'s log (last seq {last})", last_seq=last
             )
-        cursor = after_seq
+    except BaseException:
+        sub.close()
+        raise
+    return LogStream(sub, _follow(store, sub, session_id, start, is_finished=is_finished, page_size=page_size))
+
+
+async def stream_log(
+    store: Store,
+    bus: EventBus,
+    session_id: str,
+    after_seq: int | None = 0,
+    *,
+    is_finished: Callable[[], Awaitable[bool]] | None = None,
+    page_size: int = REPLAY_PAGE,
+    previews: bool = False,
+) -> AsyncIterator[StreamItem]:
+    """`open_log_stream` as an async generator that closes the stream when it ends."""
+    stream = await open_log_stream(
+        store, bus, session_id, after_seq, is_finished=is_finished, page_size=page_size, previews=previews
+    )
+    try:
+        async for item in stream:
+            yield item
+    finally:
+        await stream.aclose()
+
+
+async def _follow(
+    store: Store,
+    sub: Subscription,
+    session_id: str,
+    cursor: int,
+    *,
+    is_finished: Callable[[], Awaitable[bool]] | None,
+    page_size: int,
+) -> AsyncGenerator[StreamItem, None]:
+    try:
 
         async def catch_up(until: int | None) -> AsyncIterator[StoredEvent]:
             nonlocal cursor
@@ -65,9 +123,16 @@ async def stream_log(
             if event.type in TERMINAL_TYPES:
                 return
         if is_finished is not None and await is_finished():
-            # Nothing can follow; but a terminal event may have committed between the replay and now.
+            # Nothing can follow; but a terminal event may have committed (or, for a deletion, been handed to the
+            # subscription) between the replay and now.
             async for event in catch_up(None):
                 yield event
+                if event.type in TERMINAL_TYPES:
+                    return
+            for item in list(sub.buffer):
+                if isinstance(item, StoredEvent) and item.seq > cursor and item.type in TERMINAL_TYPES:
+                    yield item
+                    return
             return
         while True:
             batch = await sub.next_batch()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..runtime import Runtime
+from ..runtime._clock import rfc3339
 from ._errors import ApiError
 from ._keys import ApiKeys
 
@@ -54,15 +55,11 @@ def time_param(request: Request, name: str) -> str | None:
         return None
     try:
         value = datetime.fromisoformat(raw.replace(" ", "+"))
-    except ValueError as exc:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return rfc3339(value)
+    except (ValueError, OverflowError) as exc:
         raise ApiError(400, f"{name} must be an RFC 3339 timestamp", code="invalid_timestamp") from exc
-    from ..runtime._clock import rfc3339
-
-    if value.tzinfo is None:
-        from datetime import UTC
-
-        value = value.replace(tzinfo=UTC)
-    return rfc3339(value)
 
 
 def primary_thread_id(session_id: str) -> str:

@@ -89,7 +89,8 @@ def install_error_handlers(app: FastAPI) -> None:
         status = status_for(exc)
         if status >= 500:
             log.error("runtime failure answering %s %s: %s", request.method, request.url.path, exc)
-        return envelope(request, status, exc.message, exc.to_details(), error_type=exc.error_type if status != 409 else None)
+        error_type = exc.error_type if status != 409 else None
+        return envelope(request, status, exc.message, exc.to_details(), error_type=error_type)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -106,7 +107,5 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no such endpoint: {request.method} {request.url.path}"
         return envelope(request, exc.status_code, message, {"error_code": f"http_{exc.status_code}"})
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error answering %s %s", request.method, request.url.path)
-        return envelope(request, 500, "internal server error", {"error_code": "internal_error"})
+    # Unexpected exceptions are answered by the RequestContext middleware (a 500 envelope that keeps the
+    # connection usable), not by an exception handler here.

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..runtime._ids import new_id
 from ._settings import ServerSettings
+
+log = logging.getLogger("loophost.server")
 
 
 class RequestContext:
@@ -46,16 +49,29 @@ class RequestContext:
                     raise _BodyTooLarge(limit)
             return message
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"request-id", request_id.encode())]
+                started = True
+                headers = list(message.get("headers") or [])
+                if not any(name.lower() == b"request-id" for name, _ in headers):
+                    headers.append((b"request-id", request_id.encode()))
+                message["headers"] = headers
             await send(message)
 
         try:
             await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge as exc:
-            await _too_large(send, request_id, exc.limit)
+            if not started:
+                await _too_large(send, request_id, exc.limit)
+        except Exception:
+            # A bug of ours. Answer it here, inside the ASGI call, so the connection stays usable
+            # (an exception raised out of the app would reset a keep-alive connection).
+            log.exception("unexpected error answering %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await _error(send, request_id, 500, "api_error", "internal server error", "internal_error")
 
 
 class _BodyTooLarge(Exception):
@@ -64,21 +80,24 @@ class _BodyTooLarge(Exception):
 
 
 async def _too_large(send: Send, request_id: str, limit: int) -> None:
+    message = f"request body over the limit of {limit} bytes"
+    await _error(send, request_id, 413, "invalid_request_error", message, "body_too_large", limit=limit)
+
+
+async def _error(
+    send: Send, request_id: str, status: int, error_type: str, message: str, code: str, **details: object
+) -> None:
     body = json.dumps(
         {
             "type": "error",
-            "error": {
-                "type": "invalid_request_error",
-                "message": f"request body over the limit of {limit} bytes",
-                "details": {"error_code": "body_too_large", "limit": limit},
-            },
+            "error": {"type": error_type, "message": message, "details": {"error_code": code, **details}},
             "request_id": request_id,
         }
     ).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -60,7 +60,7 @@ class AgentReferenceParams(ParamsModel):
 
     type: Literal["agent"] = "agent"
     id: Annotated[str, Field(min_length=1)]
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
 
 
 class AgentWithOverridesParams(ParamsModel):
@@ -68,7 +68,7 @@ class AgentWithOverridesParams(ParamsModel):
 
     type: Literal["agent_with_overrides"] = "agent_with_overrides"
     id: Annotated[str, Field(min_length=1)]
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
     model: ModelParam | None = None
     system: SystemStr | None = None
     tools: list[ToolParams] | None = None

@@ -21,6 +21,7 @@ from loophost.runtime.store import (
     Store,
     StoredEvent,
 )
+from loophost.runtime.store._records import FileQuery, FileRow, SessionResourceRow
 
 from ._rows import event, session_row
 from .conftest import StoreFactory
@@ -255,5 +256,119 @@ async def test_everything_survives_close_and_reopen(store_factory: StoreFactory)
         assert row is not None and row.status == "running" and row.last_seq == 2
         ids: Sequence[str] = [e.id for e in await second.list_events("sesn_1", EventQuery())]
         assert ids == ["sevt_1", "sevt_2"]
+    finally:
+        await second.close()
+
+
+# files and session resources ---------------------------------------------------------------------------------
+def _file_row(file_id: str, workspace: str = "ws", **over: object) -> FileRow:
+    fields: dict[str, object] = dict(
+        workspace=workspace,
+        id=file_id,
+        filename=f"{file_id}.txt",
+        mime_type="text/plain",
+        size_bytes=2,
+        created_at="2026-01-01T00:00:00.000000Z",
+    )
+    fields.update(over)
+    return FileRow(**fields)  # type: ignore[arg-type]
+
+
+async def test_files_round_trip_metadata_and_content_separately(store: Store) -> None:
+    row = _file_row("file_1", size_bytes=3, expires_at="2026-02-01T00:00:00.000000Z", downloadable=True)
+    await store.insert_file(row, b"\x00hi")
+    assert await store.get_file("ws", "file_1") == row
+    assert await store.get_file_content("ws", "file_1") == b"\x00hi"
+    scoped = _file_row("file_2", scope_type="session", scope_id="sesn_1")
+    await store.insert_file(scoped, b"")
+    assert await store.get_file("ws", "file_2") == scoped
+    assert await store.get_file_content("ws", "file_2") == b""
+    assert await store.delete_file("ws", "file_1")
+    assert not await store.delete_file("ws", "file_1")
+    assert await store.get_file("ws", "file_1") is None
+    assert await store.get_file_content("ws", "file_1") is None
+
+
+async def test_files_are_scoped_by_workspace(store: Store) -> None:
+    await store.insert_file(_file_row("file_1", workspace="ws_a"), b"hi")
+    assert await store.get_file("ws_b", "file_1") is None
+    assert await store.get_file_content("ws_b", "file_1") is None
+    assert await store.list_files("ws_b", FileQuery()) == []
+    assert await store.list_files("ws_b", FileQuery(ids=("file_1",))) == []
+    assert not await store.delete_file("ws_b", "file_1")
+    assert await store.get_file("ws_a", "file_1") is not None
+
+
+async def test_file_lists_are_newest_first_keyset_paged_and_filtered(store: Store) -> None:
+    for i in range(5):
+        await store.insert_file(
+            _file_row(
+                f"file_{i}",
+                created_at=f"2026-01-0{i + 1}T00:00:00.000000Z",
+                scope_type="session" if i % 2 else None,
+                scope_id="sesn_x" if i % 2 else None,
+            ),
+            b"hi",
+        )
+    first = await store.list_files("ws", FileQuery(limit=2))
+    assert [r.id for r in first] == ["file_4", "file_3"]
+    rest = await store.list_files("ws", FileQuery(limit=10, before=(first[-1].created_at, first[-1].id)))
+    assert [r.id for r in rest] == ["file_2", "file_1", "file_0"]
+    scoped = await store.list_files("ws", FileQuery(scope_id="sesn_x"))
+    assert [r.id for r in scoped] == ["file_3", "file_1"]
+    picked = await store.list_files("ws", FileQuery(ids=("file_0", "file_nope", "file_2")))
+    assert [r.id for r in picked] == ["file_2", "file_0"]
+    assert await store.list_files("ws", FileQuery(ids=())) == []
+    # same created_at: the id breaks the tie, so a page boundary inside a tie loses nothing
+    for suffix in ("a", "b", "c"):
+        await store.insert_file(_file_row(f"file_t{suffix}", created_at="2026-02-01T00:00:00.000000Z"), b"")
+    page = await store.list_files("ws", FileQuery(limit=2))
+    after = await store.list_files("ws", FileQuery(limit=2, before=(page[-1].created_at, page[-1].id)))
+    assert [r.id for r in page + after] == ["file_tc", "file_tb", "file_ta", "file_4"]
+
+
+async def test_session_resources_put_get_list_delete(store: Store) -> None:
+    await store.insert_session(session_row())
+    first = SessionResourceRow("sesn_1", "sesrsc_1", "file", "2026-01-01T00:00:00.000000Z", '{"id":"sesrsc_1"}')
+    second = SessionResourceRow(
+        "sesn_1", "sesrsc_2", "github_repository", "2026-01-02T00:00:00.000000Z", '{"id":"sesrsc_2"}', "ghp_x"
+    )
+    await store.put_session_resource(second)
+    await store.put_session_resource(first)
+    assert await store.list_session_resources("sesn_1") == [first, second]
+    assert await store.get_session_resource("sesn_1", "sesrsc_2") == second
+    assert await store.get_session_resource("sesn_other", "sesrsc_2") is None
+    rotated = SessionResourceRow(
+        "sesn_1", "sesrsc_2", "github_repository", second.created_at, '{"id":"sesrsc_2","v":2}', "ghp_y"
+    )
+    await store.put_session_resource(rotated)  # replaces, keeps one row
+    assert await store.list_session_resources("sesn_1") == [first, rotated]
+    assert await store.delete_session_resource("sesn_1", "sesrsc_1")
+    assert not await store.delete_session_resource("sesn_1", "sesrsc_1")
+    assert await store.list_session_resources("sesn_1") == [rotated]
+
+
+async def test_delete_session_removes_its_resources_but_not_files(store: Store) -> None:
+    await store.insert_session(session_row())
+    await store.insert_file(_file_row("file_1", scope_type="session", scope_id="sesn_1"), b"hi")
+    await store.put_session_resource(SessionResourceRow("sesn_1", "sesrsc_1", "file", "2026-01-01", "{}"))
+    assert await store.delete_session("ws", "sesn_1")
+    assert await store.list_session_resources("sesn_1") == []
+    assert await store.get_file_content("ws", "file_1") == b"hi"
+
+
+async def test_files_and_resources_survive_close_and_reopen(store_factory: StoreFactory) -> None:
+    first = store_factory()
+    await first.open()
+    await first.insert_session(session_row())
+    await first.insert_file(_file_row("file_1"), b"hi")
+    resource = SessionResourceRow("sesn_1", "sesrsc_1", "github_repository", "2026-01-01", "{}", "ghp_x")
+    await first.put_session_resource(resource)
+    await first.close()
+    second = store_factory()
+    await second.open()
+    try:
+        assert await second.get_file_content("ws", "file_1") == b"hi"
+        assert await second.get_session_resource("sesn_1", "sesrsc_1") == resource
     finally:
         await second.close()

@@ -16,10 +16,13 @@ from ._records import (
     AgentRow,
     EnvironmentRow,
     EventQuery,
+    FileQuery,
+    FileRow,
     IdempotencyRecord,
     ListQuery,
     NewEvent,
     SessionChange,
+    SessionResourceRow,
     SessionRow,
     StoredEvent,
 )
@@ -107,3 +110,25 @@ class Store(Protocol):
     async def get_checkpoint(self, session_id: str) -> list[bytes]:
         """The session's checkpoint entries in order (written through `SessionChange.checkpoint`)."""
         ...
+
+    # files (content is stored with the row but read only by `get_file_content`)
+    async def insert_file(self, row: FileRow, content: bytes) -> None: ...
+    async def get_file(self, workspace: str, file_id: str) -> FileRow | None: ...
+    async def get_file_content(self, workspace: str, file_id: str) -> bytes | None: ...
+    async def list_files(self, workspace: str, query: FileQuery) -> list[FileRow]:
+        """Newest first by (created_at, id), strictly before `query.before`, filtered by scope id and ids."""
+        ...
+
+    async def delete_file(self, workspace: str, file_id: str) -> bool: ...
+
+    # session resources (scoped through their session; `delete_session` removes them too)
+    async def put_session_resource(self, row: SessionResourceRow) -> None:
+        """Insert the resource, or replace the one with the same (session_id, id)."""
+        ...
+
+    async def get_session_resource(self, session_id: str, resource_id: str) -> SessionResourceRow | None: ...
+    async def list_session_resources(self, session_id: str) -> list[SessionResourceRow]:
+        """In attachment order: (created_at, id)."""
+        ...
+
+    async def delete_session_resource(self, session_id: str, resource_id: str) -> bool: ...

@@ -138,3 +138,46 @@ class ListQuery:
     created_lt: str | None = None
     created_lte: str | None = None
     filters: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """A stored file's metadata; its bytes are stored beside it and read only on download (`get_file_content`).
+
+    `scope_type`/`scope_id` name the session that wrote the file (agent outputs), both None for uploads.
+    """
+
+    workspace: str
+    id: str
+    filename: str
+    mime_type: str
+    size_bytes: int
+    created_at: str
+    expires_at: str | None = None
+    scope_type: str | None = None
+    scope_id: str | None = None
+    downloadable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FileQuery:
+    """A page of a workspace's files, newest first: keyset on (created_at, id), filtered by scope or ids."""
+
+    limit: int = 20
+    before: tuple[str, str] | None = None
+    """Only files strictly older than this (created_at, id) position (the previous page's last row)."""
+    scope_id: str | None = None
+    ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResourceRow:
+    """A resource attached to a session: its wire JSON (`body`, never holding a secret) and the secret kept
+    apart (a github_repository's authorization token), which no read path of the wire ever returns."""
+
+    session_id: str
+    id: str
+    type: str
+    created_at: str
+    body: str
+    secret: str | None = None

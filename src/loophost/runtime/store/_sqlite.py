@@ -16,10 +16,13 @@ from ._records import (
     CheckpointWrite,
     EnvironmentRow,
     EventQuery,
+    FileQuery,
+    FileRow,
     IdempotencyRecord,
     ListQuery,
     NewEvent,
     SessionChange,
+    SessionResourceRow,
     SessionRow,
     StoredEvent,
 )
@@ -31,6 +34,11 @@ _SESSION_COLS = (
     "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision,"
     " (SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.session_id = sessions.id), body, internal, wants_worker"
 )
+# `content` is the last column of `files` and is never selected here: SQLite then never reads its overflow pages
+_FILE_COLS = (
+    "workspace, id, filename, mime_type, size_bytes, created_at, expires_at, scope_type, scope_id, downloadable"
+)
+_RESOURCE_COLS = "session_id, id, type, created_at, body, secret"
 _SESSION_INSERT_COLS = (
     "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision, body,"
     " internal, wants_worker"
@@ -39,6 +47,13 @@ _SESSION_INSERT_COLS = (
 
 def _session(row: sqlite3.Row | tuple[Any, ...]) -> SessionRow:
     return SessionRow(*row)
+
+
+def _file(row: sqlite3.Row | tuple[Any, ...]) -> FileRow:
+    workspace, file_id, filename, mime_type, size_bytes, created_at, expires_at, scope_type, scope_id, dl = row
+    return FileRow(
+        workspace, file_id, filename, mime_type, size_bytes, created_at, expires_at, scope_type, scope_id, bool(dl)
+    )
 
 
 def _keyset(query: ListQuery, where: list[str], args: list[Any]) -> str:
@@ -384,6 +399,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM idempotency WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM checkpoint_entries WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM session_resources WHERE session_id = ?", (session_id,))
             return True, ()
 
         return await self._engine.write(fn)
@@ -466,6 +482,116 @@ class SQLiteStore:
             return [bytes(r[0]) for r in rows]
 
         return await self._engine.read(fn)
+
+    # files ------------------------------------------------------------------------------------------------
+    async def insert_file(self, row: FileRow, content: bytes) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            conn.execute(
+                f"INSERT INTO files ({_FILE_COLS}, content) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    row.workspace,
+                    row.id,
+                    row.filename,
+                    row.mime_type,
+                    row.size_bytes,
+                    row.created_at,
+                    row.expires_at,
+                    row.scope_type,
+                    row.scope_id,
+                    int(row.downloadable),
+                    content,
+                ),
+            )
+            return None, ()
+
+        await self._engine.write(fn)
+
+    async def get_file(self, workspace: str, file_id: str) -> FileRow | None:
+        def fn(conn: sqlite3.Connection) -> FileRow | None:
+            r = conn.execute(
+                f"SELECT {_FILE_COLS} FROM files WHERE id = ? AND workspace = ?", (file_id, workspace)
+            ).fetchone()
+            return _file(r) if r else None
+
+        return await self._engine.read(fn)
+
+    async def get_file_content(self, workspace: str, file_id: str) -> bytes | None:
+        def fn(conn: sqlite3.Connection) -> bytes | None:
+            sql = "SELECT content FROM files WHERE id = ? AND workspace = ?"
+            r = conn.execute(sql, (file_id, workspace)).fetchone()
+            return bytes(r[0]) if r else None
+
+        return await self._engine.read(fn)
+
+    async def list_files(self, workspace: str, query: FileQuery) -> list[FileRow]:
+        def fn(conn: sqlite3.Connection) -> list[FileRow]:
+            where: list[str] = ["workspace = ?"]
+            args: list[object] = [workspace]
+            if query.scope_id is not None:
+                where.append("scope_id = ?")
+                args.append(query.scope_id)
+            if query.ids is not None:
+                if not query.ids:
+                    return []
+                where.append(f"id IN ({','.join('?' * len(query.ids))})")
+                args.extend(query.ids)
+            if query.before is not None:
+                where.append("(created_at, id) < (?, ?)")
+                args.extend(query.before)
+            args.append(query.limit)
+            sql = (
+                f"SELECT {_FILE_COLS} FROM files WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?"
+            )
+            return [_file(r) for r in conn.execute(sql, args)]
+
+        return await self._engine.read(fn)
+
+    async def delete_file(self, workspace: str, file_id: str) -> bool:
+        def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
+            cur = conn.execute("DELETE FROM files WHERE id = ? AND workspace = ?", (file_id, workspace))
+            return cur.rowcount == 1, ()
+
+        return await self._engine.write(fn)
+
+    # session resources ------------------------------------------------------------------------------------
+    async def put_session_resource(self, row: SessionResourceRow) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            conn.execute(
+                f"INSERT OR REPLACE INTO session_resources ({_RESOURCE_COLS}) VALUES (?,?,?,?,?,?)",
+                (row.session_id, row.id, row.type, row.created_at, row.body, row.secret),
+            )
+            return None, ()
+
+        await self._engine.write(fn)
+
+    async def get_session_resource(self, session_id: str, resource_id: str) -> SessionResourceRow | None:
+        def fn(conn: sqlite3.Connection) -> SessionResourceRow | None:
+            r = conn.execute(
+                f"SELECT {_RESOURCE_COLS} FROM session_resources WHERE session_id = ? AND id = ?",
+                (session_id, resource_id),
+            ).fetchone()
+            return SessionResourceRow(*r) if r else None
+
+        return await self._engine.read(fn)
+
+    async def list_session_resources(self, session_id: str) -> list[SessionResourceRow]:
+        def fn(conn: sqlite3.Connection) -> list[SessionResourceRow]:
+            rows = conn.execute(
+                f"SELECT {_RESOURCE_COLS} FROM session_resources WHERE session_id = ? ORDER BY created_at, id",
+                (session_id,),
+            )
+            return [SessionResourceRow(*r) for r in rows]
+
+        return await self._engine.read(fn)
+
+    async def delete_session_resource(self, session_id: str, resource_id: str) -> bool:
+        def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
+            cur = conn.execute(
+                "DELETE FROM session_resources WHERE session_id = ? AND id = ?", (session_id, resource_id)
+            )
+            return cur.rowcount == 1, ()
+
+        return await self._engine.write(fn)
 
     def explain_events_query(self) -> str:
         """The query plan of the replay query, for the index check in the tests."""

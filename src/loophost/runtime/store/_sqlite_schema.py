@@ -81,6 +81,30 @@ MIGRATIONS: list[str] = [
         response TEXT NOT NULL,
         PRIMARY KEY (session_id, key)
     ) WITHOUT ROWID;
+    CREATE TABLE files (
+        id TEXT PRIMARY KEY,
+        workspace TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        mime_type TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        scope_type TEXT,
+        scope_id TEXT,
+        downloadable INTEGER NOT NULL DEFAULT 0,
+        content BLOB NOT NULL
+    );
+    CREATE INDEX files_by_created ON files (workspace, created_at, id);
+    CREATE INDEX files_by_scope ON files (workspace, scope_id, created_at, id) WHERE scope_id IS NOT NULL;
+    CREATE TABLE session_resources (
+        session_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        body TEXT NOT NULL,
+        secret TEXT,
+        PRIMARY KEY (session_id, id)
+    ) WITHOUT ROWID;
     """,
 ]
 

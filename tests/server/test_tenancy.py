@@ -1,0 +1,65 @@
+"""Tenant isolation across the whole API: for every operation of /openapi.json that takes an id, another
+workspace's key gets a 404 for workspace A's ids (never 403, never the resource), and nothing changes."""
+
+from __future__ import annotations
+
+import anthropic
+import httpx2
+
+from .conftest import KEY_B, ServerProcess
+
+BODIES: dict[tuple[str, str], object] = {
+    ("post", "/v1/agents/{agent_id}"): {"system": "stolen"},
+    ("post", "/v1/environments/{environment_id}"): {"description": "stolen"},
+    ("post", "/v1/sessions/{session_id}"): {"title": "stolen"},
+    ("post", "/v1/sessions/{session_id}/events"): {
+        "events": [{"type": "user.message", "content": [{"type": "text", "text": "hi"}]}]
+    },
+    ("post", "/v1/sessions/{session_id}/resources/{resource_id}"): {"authorization_token": "x"},
+    ("post", "/v1/sessions/{session_id}/resources"): {"type": "github_repository", "url": "https://example.com/r"},
+}
+
+
+def test_every_id_of_another_workspace_is_404(server: ServerProcess, client: anthropic.Anthropic) -> None:
+    agent = client.beta.agents.create(name="tenant-a", model="scripted")
+    env = client.beta.environments.create(name=f"tenant-a-{agent.id}")
+    session = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    uploaded = client.beta.files.upload(file=("secret.txt", b"workspace a only", "text/plain"))
+    resource = client.beta.sessions.resources.add(session.id, type="file", file_id=uploaded.id)
+    thread = next(iter(client.beta.sessions.threads.list(session.id)))
+    ids = {
+        "agent_id": agent.id,
+        "environment_id": env.id,
+        "session_id": session.id,
+        "file_id": uploaded.id,
+        "resource_id": resource.id,
+        "thread_id": thread.id,
+    }
+    spec = httpx2.get(f"{server.url}/openapi.json").json()
+    checked = 0
+    with httpx2.Client(base_url=server.url, headers={"authorization": f"Bearer {KEY_B}"}, timeout=10) as other:
+        for path, operations in spec["paths"].items():
+            if "{" not in path:
+                continue
+            for method in operations:
+                url = path.format(**ids)
+                body = BODIES.get((method, path))
+                if path.endswith("/stream"):
+                    with other.stream(method.upper(), url) as response:
+                        status = response.status_code
+                        response.read()
+                        text = response.text
+                else:
+                    response = other.request(method.upper(), url, json=body)
+                    status, text = response.status_code, response.text
+                assert status == 404, f"{method.upper()} {path} answered {status}: {text}"
+                assert "workspace a only" not in text and "tenant-a" not in text
+                checked += 1
+    assert checked >= 25
+    # nothing changed for the owner
+    assert client.beta.agents.retrieve(agent.id).system is None
+    assert client.beta.sessions.retrieve(session.id).title is None
+    assert client.beta.files.download(uploaded.id).read() == b"workspace a only"
+    listed_by_other = anthropic.Anthropic(base_url=server.url, api_key=KEY_B, max_retries=0)
+    assert session.id not in [s.id for s in listed_by_other.beta.sessions.list()]
+    assert uploaded.id not in [f.id for f in listed_by_other.beta.files.list()]
