@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from loophost.runtime.store import DatabaseInUse, SQLiteStore, open_store
+from loophost.runtime.store import DatabaseInUse, EventQuery, NewEvent, SQLiteStore, open_store
 from loophost.runtime.store._sqlite_schema import SCHEMA_VERSION
+
+from ._rows import session_row
 
 
 async def test_opens_in_wal_mode_with_the_current_schema(tmp_path: Path) -> None:
@@ -69,3 +72,26 @@ async def test_a_second_owner_of_the_file_is_refused(tmp_path: Path) -> None:
     third = SQLiteStore(tmp_path / "owned.db")  # released on close
     await third.open()
     await third.close()
+
+
+async def test_the_wal_stays_bounded_under_sustained_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PASSIVE checkpoint never lets a WAL under constant writes start over; the writer's restart does."""
+    from loophost.runtime.store import _sqlite_engine
+
+    monkeypatch.setattr(_sqlite_engine, "WAL_RESET_BYTES", 256 * 1024)
+    monkeypatch.setattr(_sqlite_engine, "CHECKPOINT_INTERVAL", 0.02)
+    store = SQLiteStore(tmp_path / "wal.db")
+    await store.open()
+    try:
+        await store.insert_session(session_row())
+        body = "x" * 2000
+        largest = 0
+        for i in range(1500):  # ~3 MB of events, written without pause
+            await store.append_events("sesn_1", [NewEvent(f"sevt_{i}", "agent.message", None, body)])
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+                largest = max(largest, (tmp_path / "wal.db-wal").stat().st_size)
+        assert largest < 2 * 1024 * 1024, f"the WAL grew to {largest} bytes"
+        assert len(await store.list_events("sesn_1", EventQuery(limit=5000))) == 1500
+    finally:
+        await store.close()

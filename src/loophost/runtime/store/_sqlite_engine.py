@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import os
 import sqlite3
 import threading
 from collections import deque
@@ -102,11 +103,16 @@ def connect(path: str, *, synchronous: str, autocheckpoint: bool = True) -> sqli
     conn.execute("PRAGMA foreign_keys=OFF")
     conn.execute("PRAGMA cache_size=-16000")
     conn.execute(f"PRAGMA wal_autocheckpoint={4000 if autocheckpoint else 0}")
+    conn.execute(f"PRAGMA journal_size_limit={WAL_RESET_BYTES}")
     return conn
 
 
 CHECKPOINT_INTERVAL = 0.5
-"""Seconds between background WAL checkpoints (the writer itself never checkpoints: it would stall commits)."""
+"""Seconds between background PASSIVE WAL checkpoints (they copy frames without blocking anyone)."""
+WAL_RESET_BYTES = 64 * 1024 * 1024
+"""Past this WAL size the writer runs a RESTART checkpoint after its batch. Under sustained writes a PASSIVE
+checkpoint never lets the WAL start over (new frames keep arriving), so without this the file grows without bound;
+after the background passes, few frames are left to copy and the restart is quick."""
 
 
 class SQLiteEngine:
@@ -248,6 +254,11 @@ class SQLiteEngine:
                     op.future.set_result(value[0])
                 else:
                     op.future.set_exception(value)
+            if self._wal_bytes() > WAL_RESET_BYTES:
+                if self._inline:
+                    self._reset_wal()
+                else:
+                    await loop.run_in_executor(self._writer_pool, self._reset_wal)
             if self._inline:
                 await asyncio.sleep(0)  # let the callers just answered (and everyone else) run before the next batch
 
@@ -268,6 +279,17 @@ class SQLiteEngine:
                     )
         finally:
             await asyncio.shield(loop.run_in_executor(self._checkpoint_pool, conn.close))
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.path.getsize(self._path + "-wal")
+        except OSError:
+            return 0
+
+    def _reset_wal(self) -> None:
+        """Checkpoint what is left and let the WAL start over (truncated to `journal_size_limit`)."""
+        assert self._wconn is not None
+        self._wconn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
     def _apply(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         conn = self._wconn
