@@ -37,6 +37,8 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: Any) -> None:
         self._app.state.closing.set()  # streams close cleanly; the lifespan then checkpoints and closes the runtime
         super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal after shutting down; a clean, graceful shutdown exits 0 instead
+        self._captured_signals.clear()
 
 
 async def serve(host: str, port: int, database: str, heartbeat: float) -> None:

@@ -1,0 +1,101 @@
+"""`loophost serve` itself: key generation, graceful shutdown, and a restart that resumes running sessions."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anthropic
+import httpx2
+
+from .conftest import start_server, stop_server
+
+
+def _serve_without_keys(database: Path) -> tuple[subprocess.Popen[str], str, str | None]:
+    env = {k: v for k, v in os.environ.items() if k != "LOOPHOST_API_KEYS"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from loophost.cli import main; main()",
+            "serve",
+            "--port",
+            "0",
+            "--database",
+            str(database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    key = None
+    for line in process.stdout:
+        if line.startswith("generated an API key"):
+            key = line.rsplit(" ", 1)[-1].strip()
+        if line.startswith("loophost listening on "):
+            return process, line.split()[-1], key
+    raise AssertionError("the server did not start")
+
+
+def test_a_generated_key_is_printed_once_and_only_its_hash_is_stored(tmp_path: Path) -> None:
+    database = tmp_path / "keys.db"
+    process, url, key = _serve_without_keys(database)
+    try:
+        assert key is not None and key.startswith("lh-")
+        assert httpx2.get(f"{url}/v1/agents").status_code == 401
+        assert httpx2.get(f"{url}/v1/agents", headers={"x-api-key": key}).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    assert key.encode() not in database.read_bytes()
+    assert not any(key.encode() in p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    process, url, again = _serve_without_keys(database)
+    try:
+        assert again is None  # printed once: the stored hash is used from now on
+        assert httpx2.get(f"{url}/v1/agents", headers={"authorization": f"Bearer {key}"}).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+
+
+def test_shutdown_closes_streams_and_a_restart_resumes_the_turn(tmp_path: Path) -> None:
+    database = tmp_path / "restart.db"
+    server = start_server(database)
+    client = anthropic.Anthropic(base_url=server.url, api_key="test-key-a", max_retries=0)
+    agent = client.beta.agents.create(name="restart", model="scripted")
+    env = client.beta.environments.create(name="restart")
+    session = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    seen: list[str] = []
+    with client.beta.sessions.events.stream(session.id, timeout=30) as stream:
+        client.beta.sessions.events.send(
+            session.id, events=[{"type": "user.message", "content": [{"type": "text", "text": "sleep 2500\nslow"}]}]
+        )
+        for event in stream:
+            seen.append(event.type)
+            if event.type == "span.model_request_start":
+                break
+        started = time.monotonic()
+        stop_server(server)  # SIGTERM: the open stream must end cleanly, the process exit 0
+        for event in stream:
+            seen.append(event.type)
+    assert server.process.returncode == 0
+    assert time.monotonic() - started < 15
+    assert "session.status_idle" not in seen  # the turn did not finish; it was cut off by the shutdown
+    server = start_server(database)
+    try:
+        client = anthropic.Anthropic(base_url=server.url, api_key="test-key-a", max_retries=0)
+        deadline = time.monotonic() + 30
+        while client.beta.sessions.retrieve(session.id).status != "idle" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        events = list(client.beta.sessions.events.list(session.id))
+        texts = [b.text for e in events if e.type == "agent.message" for b in e.content]
+        assert texts == ["echo: slow"]  # resumed from the checkpoint after the restart, and answered once
+        assert events[-1].type == "session.status_idle"
+    finally:
+        stop_server(server)
