@@ -14,6 +14,9 @@ import os
 import re
 import resource
 import signal
+import socket
+import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -276,4 +279,48 @@ async def idle_streams(ctx: Context) -> AsyncIterator[Metric]:
         rss_after_close_kb=released,
         goal=">= 10000 concurrent idle streams at <= 16 KB each (M7)",
         ref="M7",
+    )
+
+
+@benchmark("http.stream_churn")
+async def stream_churn(ctx: Context) -> AsyncIterator[Metric]:
+    """Connect/abort cycles (half with a FIN, half reset without one): server RSS slope after warm-up (M12)."""
+    rounds, per_round = ctx.size(20, 6), ctx.size(2_500, 500)
+    _raise_fd_limit()
+    server = loophost_server(ctx, heartbeat=15.0)
+    async with server as (url, pid), httpx2.AsyncClient(base_url=url, headers=HEADERS) as http:
+        session_ids = [await _session(http) for _ in range(10)]
+        host, port = url.removeprefix("http://").split(":")
+        samples: list[int] = []
+        for round_index in range(rounds):
+            writers: list[asyncio.StreamWriter] = []
+            for i in range(per_round):
+                reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write(
+                    f"GET /v1/sessions/{session_ids[i % 10]}/events/stream HTTP/1.1\r\nHost: {host}\r\n"
+                    f"Authorization: Bearer {KEY}\r\n\r\n".encode()
+                )
+                await asyncio.wait_for(reader.readline(), 30)
+                writers.append(writer)
+            for i, writer in enumerate(writers):
+                if i % 2:  # abort: RST instead of FIN
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.close()
+            await asyncio.sleep(0.5)
+            samples.append(_rss_kb(pid))
+            ctx.log(f"round {round_index + 1}/{rounds}: rss {samples[-1]:,} KB")
+    warm = samples[2:]  # after warm-up; a least-squares slope, since RSS wanders by a few MB round to round
+    fit = statistics.linear_regression(range(len(warm)), warm)
+    slope = fit.slope / per_round * 10_000 / 1024
+    yield metric(
+        "http.stream_churn",
+        round(slope, 2),
+        "MB per 10k cycles",
+        cycles=rounds * per_round,
+        rss_first_kb=samples[0],
+        rss_last_kb=samples[-1],
+        rss_per_round_kb=samples,
+        goal="<= 1 MB per 10k cycles after warm-up (M12)",
+        ref="M12",
     )
