@@ -33,6 +33,7 @@ class _Server(uvicorn.Server):
         if self.started and self.servers:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             print(f"loophost listening on http://{host}:{port}", flush=True)
+            self._app.state.runtime.workers.warm_up()  # the agent core loads while the server already answers
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         self._app.state.closing.set()  # streams close cleanly; the lifespan then checkpoints and closes the runtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ._agents import AgentsMixin
 from ._core import RuntimeConfig
@@ -13,8 +14,10 @@ from ._events import EventsMixin
 from ._files import FilesMixin
 from ._resources import ResourcesMixin
 from .agent import AgentLoopConfig, BuiltinTool, SessionWorkers
-from .models import ModelsConfig
 from .store import Store, open_store
+
+if TYPE_CHECKING:
+    from .models import ModelsConfig
 
 
 class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, FilesMixin):

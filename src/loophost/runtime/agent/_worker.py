@@ -10,26 +10,35 @@ flight; the interrupt step then closes what the cancelled step left open.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic_ai import Agent
-from pydantic_ai.exceptions import ToolFailed, UsageLimitExceeded
-from pydantic_ai.messages import BinaryContent, ImageUrl, ModelMessage, UserContent
-from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDenied
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from ... import wire
 from .._core import LoadedSession, RuntimeCore, TurnState
 from .._errors import StaleWrite
-from ..models import ModelsConfig, is_transient_model_error, model_error_type, resolve_model
-from ..models._errors import ModelRoutingError
 from . import _outbound as out
-from ._history import History, close_open_calls, open_calls
 from ._tools import BuiltinTool
-from ._turn import Turn, input_hash
+
+if TYPE_CHECKING:
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelMessage, UserContent
+    from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
+
+    from ..models import ModelsConfig
+    from ._history import History
+
+ENGINE = "loophost.runtime.agent._engine"
+
+
+def _engine() -> ModuleType:
+    """pydantic-ai and the turn engine, imported on first use (usually already warmed up by `Runtime.open`)."""
+    return importlib.import_module(ENGINE)
+
 
 log = logging.getLogger("loophost.runtime")
 
@@ -70,9 +79,9 @@ def _prompt(event: dict[str, Any]) -> str | list[UserContent]:
         elif kind == "image" and source.get("type") == "base64":
             import base64
 
-            parts.append(BinaryContent(base64.b64decode(source["data"]), media_type=source["media_type"]))
+            parts.append(_engine().BinaryContent(base64.b64decode(source["data"]), media_type=source["media_type"]))
         elif kind == "image" and source.get("type") == "url":
-            parts.append(ImageUrl(url=source["url"]))
+            parts.append(_engine().ImageUrl(url=source["url"]))
         elif kind == "document" and source.get("type") == "text":
             parts.append(source.get("data", ""))
     if all(isinstance(p, str) for p in parts):
@@ -101,6 +110,7 @@ class SessionWorkers:
         self._wakes: dict[str, int] = {}
         self._histories: OrderedDict[str, History] = OrderedDict()
         self._closing = False
+        self._warm_up: asyncio.Task[ModuleType] | None = None
 
     # lifecycle -----------------------------------------------------------------------------------------
     def wake(self, session_id: str) -> None:
@@ -108,6 +118,7 @@ class SessionWorkers:
         if self._closing:
             return
         self._wakes[session_id] = self._wakes.get(session_id, 0) + 1
+        self.warm_up()
         if session_id not in self._workers:
             task = asyncio.create_task(self._drive(session_id), name=f"loophost-session-{session_id}")
             self._workers[session_id] = task
@@ -118,6 +129,12 @@ class SessionWorkers:
         if step is not None and not step.done():
             step.cancel()
         self.wake(session_id)
+
+    def warm_up(self) -> None:
+        """Import the agent core on a thread (once), so no turn stalls the event loop on that import. Called when
+        a worker is first needed; a server calls it as soon as it listens."""
+        if self._warm_up is None:
+            self._warm_up = asyncio.create_task(asyncio.to_thread(importlib.import_module, ENGINE))
 
     async def recover(self) -> int:
         """On open: give every session that was mid-work (or has queued input) a worker again."""
@@ -134,6 +151,8 @@ class SessionWorkers:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._warm_up is not None:  # a thread cannot be cancelled: wait for the import to finish
+            await asyncio.gather(self._warm_up, return_exceptions=True)
 
     def active(self) -> int:
         return len(self._workers)
@@ -159,7 +178,7 @@ class SessionWorkers:
         """The session's decoded history, cached (LRU) while this process drives the session."""
         history = self._histories.get(session_id)
         if history is None:
-            history = History.from_entries(await self.core.store.get_checkpoint(session_id))
+            history = _engine().History.from_entries(await self.core.store.get_checkpoint(session_id))
             self._histories[session_id] = history
             while len(self._histories) > self.config.history_cache_size:
                 self._histories.popitem(last=False)
@@ -170,6 +189,8 @@ class SessionWorkers:
     # the worker ----------------------------------------------------------------------------------------
     async def _drive(self, session_id: str) -> None:
         try:
+            if self._warm_up is not None:
+                await asyncio.shield(self._warm_up)
             async with self.core.locks.lock(session_id):  # so no commit can slip between the load and the cache
                 self.core.live[session_id] = await self.core.load_session(None, session_id)
             while True:
@@ -250,8 +271,9 @@ class SessionWorkers:
 
     async def _start_resume(self, loaded: LoadedSession) -> _Step:
         """Every pending tool use is answered: build the deferred results and continue the turn."""
+        engine = _engine()
         history = await self.history(loaded.row.id)
-        open_args = {call.tool_call_id: call.args_as_dict() for call in open_calls(history.messages)}
+        open_args = {call.tool_call_id: call.args_as_dict() for call in engine.open_calls(history.messages)}
         calls: dict[str, Any] = {}
         approvals: dict[str, Any] = {}
         events: list[Any] = [out.running()]
@@ -262,7 +284,7 @@ class SessionWorkers:
                 if (
                     answer.get("result") == "allow"
                     and current is not None
-                    and input_hash(current) == pending.input_hash
+                    and engine.input_hash(current) == pending.input_hash
                 ):
                     approvals[pending.tool_use_id] = True
                 else:
@@ -271,11 +293,12 @@ class SessionWorkers:
                         if answer.get("result") != "allow"
                         else "The confirmation no longer matches this tool call's input; it was not run."
                     )
-                    approvals[pending.tool_use_id] = ToolDenied(message)
+                    approvals[pending.tool_use_id] = engine.ToolDenied(message)
                     events.append(out.tool_result(event_id, message, is_error=True))
             else:
                 text = _text(answer.get("content"))
-                calls[pending.tool_use_id] = ToolFailed(text or "The tool failed.") if answer.get("is_error") else text
+                failed = engine.ToolFailed(text or "The tool failed.")
+                calls[pending.tool_use_id] = failed if answer.get("is_error") else text
         internal = loaded.internal.model_copy(deep=True)
         internal.turn = TurnState(tool_events={p.tool_use_id: e for e, p in loaded.internal.pending.items()})
         internal.pending = {}
@@ -283,7 +306,7 @@ class SessionWorkers:
         await self.core.commit(
             loaded, session=session, internal=internal, events=[self.core.new_event(e) for e in events]
         )
-        return _Step("resume", deferred=DeferredToolResults(calls=calls, approvals=approvals))
+        return _Step("resume", deferred=engine.DeferredToolResults(calls=calls, approvals=approvals))
 
     async def _start_recover(self, loaded: LoadedSession) -> _Step:
         """A turn was running (crash) or waits for a retry: close what is open, then continue it."""
@@ -312,8 +335,9 @@ class SessionWorkers:
         """One pydantic-ai agent per model id, reused by every turn (instructions and tools are per run)."""
         agent = self._agents.get(model_id)
         if agent is None:
-            model = resolve_model(model_id, self.models_config)
-            agent = Agent(model, output_type=[str, DeferredToolRequests])
+            engine = _engine()
+            model = engine.resolve_model(model_id, self.models_config)
+            agent = engine.Agent(model, output_type=[str, engine.DeferredToolRequests])
             self._agents[model_id] = agent
         return agent
 
@@ -322,24 +346,25 @@ class SessionWorkers:
             await self._interrupt(session_id)
             return
         loaded = await self.core.load_session(None, session_id)
+        engine = _engine()
         try:
             agent = self._agent(loaded.session.agent.model.id)
             history = await self.history(session_id)
             messages = history.messages
             if step.prompt is not None:
                 messages = self._closed_history(messages, loaded)
-            await Turn(self, loaded, agent, history).run(messages, step.prompt, step.deferred)
+            await engine.Turn(self, loaded, agent, history).run(messages, step.prompt, step.deferred)
         except (asyncio.CancelledError, StaleWrite):
             raise
-        except UsageLimitExceeded as exc:
+        except engine.UsageLimitExceeded as exc:
             await self._end_with_error(session_id, "tool_use_limit_reached_error", str(exc))
-        except ModelRoutingError as exc:
+        except engine.ModelRoutingError as exc:
             await self._terminate(session_id, "model_request_failed_error", str(exc))
         except Exception as exc:
-            if is_transient_model_error(exc):
+            if engine.is_transient_model_error(exc):
                 await self._reschedule(session_id, exc)
-            elif model_error_type(exc) != "unknown_error":
-                await self._terminate(session_id, model_error_type(exc), str(exc))
+            elif engine.model_error_type(exc) != "unknown_error":
+                await self._terminate(session_id, engine.model_error_type(exc), str(exc))
             else:
                 log.exception("turn of session %s failed", session_id)
                 await self._terminate(session_id, "unknown_error", f"{type(exc).__name__}: {exc}")
@@ -349,7 +374,7 @@ class SessionWorkers:
         """Close calls left open by an earlier interrupt or crash before a new prompt is added."""
         turn = loaded.internal.turn
         results = {k: (v.text, v.is_error) for k, v in (turn.ledger if turn else {}).items() if v.done}
-        return close_open_calls(history, results)
+        return _engine().close_open_calls(history, results)
 
     async def _interrupt(self, session_id: str) -> None:
         history = await self.history(session_id)
@@ -373,13 +398,13 @@ class SessionWorkers:
                 "session": loaded.session.model_copy(update={"status": "idle", "updated_at": wire.utcnow()}),
                 "internal": updated,
                 "events": events,
-                "checkpoint": history.write(close_open_calls(history.messages, results)),
+                "checkpoint": history.write(_engine().close_open_calls(history.messages, results)),
             }
 
         await self.apply(session_id, change)
 
     async def _reschedule(self, session_id: str, exc: Exception) -> None:
-        kind = model_error_type(exc)
+        kind = _engine().model_error_type(exc)
         loaded = await self.core.load_session(None, session_id)
         turn = loaded.internal.turn or TurnState()
         attempts = turn.attempts + 1
