@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -246,11 +247,13 @@ class SessionWorkers:
     async def _take_input(self, loaded: LoadedSession) -> _Step:
         queue = list(loaded.internal.queue)
         taken = [queue.pop(0)]
-        if queue and await self._is_system_message(loaded.row.id, queue[0]):
-            taken.append(queue.pop(0))
-        stored = [await self.core.store.get_event(loaded.row.id, event_id) for event_id in taken]
-        bodies = [wire.parse_event(e.body).model_dump(mode="json") for e in stored if e is not None]
-        instructions = _text(bodies[1].get("content")) if len(bodies) > 1 else None
+        first = await self.core.store.get_event(loaded.row.id, taken[0])
+        instructions = None
+        if queue:  # a system.message right behind the input joins its turn
+            following = await self.core.store.get_event(loaded.row.id, queue[0])
+            if following is not None and following.type == "system.message":
+                taken.append(queue.pop(0))
+                instructions = _text(json.loads(following.body).get("content"))
         internal = loaded.internal.model_copy(deep=True)
         internal.queue = queue
         internal.turn = TurnState(input_id=taken[0], instructions=instructions)
@@ -263,11 +266,7 @@ class SessionWorkers:
             events=[self.core.new_event(out.running())],
             processed=(taken, wire.format_timestamp(taken_at)),
         )
-        return _Step("input", prompt=_prompt(bodies[0]) if bodies else "")
-
-    async def _is_system_message(self, session_id: str, event_id: str) -> bool:
-        event = await self.core.store.get_event(session_id, event_id)
-        return event is not None and event.type == "system.message"
+        return _Step("input", prompt=_prompt(json.loads(first.body)) if first is not None else "")
 
     async def _start_resume(self, loaded: LoadedSession) -> _Step:
         """Every pending tool use is answered: build the deferred results and continue the turn."""
@@ -327,7 +326,7 @@ class SessionWorkers:
         prompt = None
         if turn.input_id is not None and not turn.prompt_sent:  # died before the prompt reached a checkpoint
             stored = await self.core.store.get_event(loaded.row.id, turn.input_id)
-            prompt = _prompt(wire.parse_event(stored.body).model_dump(mode="json")) if stored else None
+            prompt = _prompt(json.loads(stored.body)) if stored else None
         return _Step("recover", prompt=prompt)
 
     # running a step ------------------------------------------------------------------------------------
