@@ -102,6 +102,14 @@ def parse_script(text: str) -> Script:
     )
 
 
+_THEN = re.compile(r"^[ \t]*then[ \t]*$", re.MULTILINE)
+
+
+def split_steps(text: str) -> list[str]:
+    """A message's steps: the text between `then` lines (one step when there is none)."""
+    return _THEN.split(text)
+
+
 def count_words(text: str) -> int:
     """Whitespace-separated words: the scripted model's deterministic token count."""
     return len(text.split())

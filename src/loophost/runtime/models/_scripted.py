@@ -44,7 +44,7 @@ from pydantic_ai.profiles import ModelProfile, ModelProfileSpec
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
 
-from ._script import Script, ScriptedCall, count_words, parse_script
+from ._script import Script, ScriptedCall, count_words, parse_script, split_steps
 
 __all__ = ("SCRIPTED_MODEL_NAME", "SCRIPTED_SYSTEM", "ScriptedModel", "ScriptedStreamedResponse")
 
@@ -168,6 +168,8 @@ class ScriptedModel(Model):
       `ModelHTTPError` with status 529 (also a `ModelOverloadedError`).
     - `fail fatal`: the next model request for this message raises an unrecoverable error,
       `ModelHTTPError` with status 400 (also a `ModelRequestRejectedError`).
+    - `then`: the lines after it are the next step, played once the previous step's calls have their
+      results (`call a {}` / `then` / `call b {}` calls a, then b, then answers `b: <result>`).
     - `output {json}`: when the run expects structured output, answer with it (through the first output
       tool, or as the text of a native/prompted output); otherwise it is text like any other line.
     - anything else: text.
@@ -317,10 +319,14 @@ class ScriptedModel(Model):
         script: Script,
     ) -> list[ModelResponsePart]:
         output_tool_names = {tool.name for tool in params.output_tools}
+        steps = split_steps(prompt.text)
+        rounds = _call_rounds(messages, prompt.index, output_tool_names)
+        if rounds < len(steps):
+            step = parse_script(steps[rounds]) if len(steps) > 1 else script
+            if step.calls:
+                return self._call_parts(messages, step.calls)
         calls_index, calls = _last_function_calls(messages, prompt.index, output_tool_names)
         if calls_index is None:
-            if script.calls:
-                return self._call_parts(messages, script.calls)
             return self._final_answer(messages, params, script, f"echo: {self._text(params, script)}")
         return self._final_answer(messages, params, script, _results_text(messages, calls_index, calls))
 
@@ -367,6 +373,16 @@ class ScriptedModel(Model):
         """Failures raised so far per user message key (for tests and debugging)."""
         with self._failures_lock:
             return dict(self._failures_seen)
+
+
+def _call_rounds(messages: Sequence[ModelMessage], prompt_index: int, output_tool_names: set[str]) -> int:
+    """How many responses since the prompt called function tools: the step of a `then` script to play."""
+    return sum(
+        1
+        for message in messages[prompt_index + 1 :]
+        if isinstance(message, ModelResponse)
+        and any(isinstance(p, ToolCallPart) and p.tool_name not in output_tool_names for p in message.parts)
+    )
 
 
 def _last_function_calls(
