@@ -6,6 +6,10 @@ UV := $(TOOLS)/uv-$(UV_VERSION)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 RUN := $(UV) run --frozen --no-sync
+# bubblewrap for the built-in tools' sandbox, fetched from the distribution's packages (no system install);
+# when it could be fetched, the sandbox tests require it rather than skip
+BWRAP := $(TOOLS)/bwrap/usr/bin/bwrap
+export LOOPHOST_BWRAP ?= $(abspath $(BWRAP))
 
 .PHONY: all venv test lint typecheck pytest bench demo serve clean
 
@@ -22,14 +26,17 @@ $(UV):
 venv: .venv/.synced
 
 lint: venv
-	$(RUN) ruff check src tests bench
-	$(RUN) ruff format --check src tests bench
+	$(RUN) ruff check src tests bench examples
+	$(RUN) ruff format --check src tests bench examples
 
 typecheck: venv
 	$(RUN) mypy
 
-pytest: venv
-	$(RUN) pytest -q $(PYTEST_ARGS)
+$(BWRAP):
+	sh scripts/fetch-bwrap.sh
+
+pytest: venv $(BWRAP)
+	LOOPHOST_REQUIRE_BWRAP=$$(test -x $(BWRAP) && echo 1) $(RUN) pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
@@ -39,7 +46,7 @@ bench: venv
 demo: venv
 	$(RUN) loophost demo
 
-serve: venv
+serve: venv $(BWRAP)
 	$(RUN) loophost serve $(SERVE_ARGS)
 
 clean:

@@ -45,3 +45,10 @@ def test_readme_server_example_runs(tmp_path: Path) -> None:
     finally:
         stop_server(server)
     assert lines[0] == "user.message" and lines[-1] == "session.status_idle" and "agent.message" in lines
+
+
+def test_readme_client_example_runs(tmp_path: Path) -> None:
+    (code,) = [b for b in _blocks() if "loophost.run(" in b]
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["end_turn | lookup: 21C and sunny in Paris", "['lookup'] 2"]

@@ -17,14 +17,69 @@ app = typer.Typer(
 @app.command()
 def demo(
     database: Path | None = typer.Option(
-        None, help="SQLite file to keep the demo's sessions in (default: a temporary file)."
+        None, help="SQLite file for the demo server's sessions (default: a temporary file)."
     ),
 ) -> None:
-    """Run a session on the embedded runtime (SQLite + scripted model, no API key) and show its events."""
+    """A server in the background, a live session through the Claude provider against it, then the same on Local."""
     from .._aio import run
     from ._demo import run_demo
 
     raise typer.Exit(run(run_demo(database)))
+
+
+@app.command(name="run")
+def run_command(
+    prompt: str = typer.Argument(..., help="What to ask the agent."),
+    base_url: str | None = typer.Option(
+        None, help="A loophost server or the Claude API (default: ANTHROPIC_BASE_URL, else api.anthropic.com)."
+    ),
+    api_key: str | None = typer.Option(None, help="API key (default: ANTHROPIC_API_KEY).", envvar="ANTHROPIC_API_KEY"),
+    local: str | None = typer.Option(
+        None, help="Run on the embedded runtime instead: a SQLite file, or ':memory:'.", show_default=False
+    ),
+    agent: str | None = typer.Option(None, "--agent", help="The agent id to run."),
+    model: str | None = typer.Option(None, help="Or a model: an agent is provisioned for it (e.g. scripted)."),
+    system: str | None = typer.Option(None, help="System prompt of the provisioned agent (with --model)."),
+    environment: str | None = typer.Option(None, help="Environment id (default: one provisioned for you)."),
+    session: str | None = typer.Option(None, help="Attach to an existing session instead of creating one."),
+    tools: str | None = typer.Option(None, help="Local tools: MODULE:ATTRIBUTE naming a handler or a tool list."),
+    timeout: float = typer.Option(600.0, help="Seconds before giving up (the session stays alive on the host)."),
+    max_turns: int = typer.Option(50, help="Turns allowed for this prompt."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Allow every tool that asks for confirmation."),
+) -> None:
+    """Run a prompt on a host and render the session live; exit 0 on end_turn, 3 on another terminal, 1 on error."""
+    from rich.console import Console
+
+    from .._aio import run
+    from ..client import ClientError
+    from ._run import make_provider, run_prompt
+
+    console = Console()
+    if agent is None and model is None and session is None:
+        console.print("[red]error[/]: say what runs the session: --agent ID, --model MODEL or --session ID")
+        raise typer.Exit(2)
+    try:
+        provider = make_provider(base_url, api_key, local)
+        code = run(
+            run_prompt(
+                prompt,
+                provider=provider,
+                agent_id=agent,
+                model=model,
+                system=system,
+                environment_id=environment,
+                session_id=session,
+                tools=tools,
+                timeout=timeout,
+                max_turns=max_turns,
+                assume_yes=yes,
+                console=console,
+            )
+        )
+    except ClientError as exc:
+        console.print(f"[red]error[/]: {exc}")
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -35,13 +90,16 @@ def serve(
         None, help="Database URL or SQLite file (default: loophost.db in the user's data directory)."
     ),
     heartbeat: float = typer.Option(15.0, help="Seconds between ping frames on idle event streams."),
+    workspaces: str | None = typer.Option(
+        None, help="Directory of the sessions' tool workspaces (default: workspaces/ next to the database)."
+    ),
 ) -> None:
     """Serve the runtime over the Claude Managed Agents HTTP API (keys: LOOPHOST_API_KEYS=KEY[:WORKSPACE],...)."""
     from .._aio import run
     from ._serve import default_database
     from ._serve import serve as serve_forever
 
-    run(serve_forever(host, port, database or default_database(), heartbeat))
+    run(serve_forever(host, port, database or default_database(), heartbeat, workspaces))
 
 
 def main() -> None:

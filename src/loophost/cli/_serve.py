@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,30 @@ class _Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
-async def serve(host: str, port: int, database: str, heartbeat: float) -> None:
-    runtime = Runtime.from_url(database)
+def default_workspaces(database: str) -> Path | None:
+    """`workspaces/` next to a database file; None for an in-memory database (a temporary directory then)."""
+    path = database.removeprefix("sqlite:///")
+    if not path or path == ":memory:" or "://" in path:
+        return None
+    return Path(path).absolute().parent / "workspaces"
+
+
+def make_toolset(workspaces: Path) -> Any:
+    """The sandboxed built-in tools; web_search uses a SearXNG instance when LOOPHOST_SEARXNG_URL is set."""
+    from ..runtime.toolset import SearxngBackend, Toolset
+
+    searxng = os.environ.get("LOOPHOST_SEARXNG_URL", "").strip()
+    return Toolset(
+        workspaces,
+        search_backend=SearxngBackend(searxng) if searxng else None,
+        search_unavailable_reason="no search backend is configured (the operator sets LOOPHOST_SEARXNG_URL)",
+    )
+
+
+async def serve(host: str, port: int, database: str, heartbeat: float, workspaces: str | None = None) -> None:
+    chosen = Path(workspaces) if workspaces else default_workspaces(database)
+    scratch = None if chosen is not None else tempfile.TemporaryDirectory(prefix="loophost-workspaces-")
+    runtime = Runtime.from_url(database, toolset=make_toolset(chosen or Path(scratch.name)))  # type: ignore[union-attr]
     await runtime.open()
     configured = os.environ.get("LOOPHOST_API_KEYS", "").strip()
     keys = ApiKeys.parse(configured) if configured else ApiKeys(await runtime.store.api_keys())
@@ -59,5 +82,7 @@ async def serve(host: str, port: int, database: str, heartbeat: float) -> None:
         await server.serve()
     finally:
         await runtime.close()
+        if scratch is not None:
+            scratch.cleanup()
     if not server.started:
         sys.exit(1)

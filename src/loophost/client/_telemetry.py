@@ -1,7 +1,8 @@
 """OpenTelemetry spans for the run, each turn and each tool call.
 
-Only `opentelemetry-api` is used: without an SDK configured by the application every span is a no-op.
-The API is imported on the first span, so `import loophost` stays light.
+Only `opentelemetry-api` is used: without an SDK configured by the application every span is a no-op, and
+then not even the API's context switching is paid for (checked per span, so an SDK configured later is used
+from then on). The API is imported on the first span, so `import loophost` stays light.
 """
 
 from __future__ import annotations
@@ -12,22 +13,40 @@ from typing import Any
 
 __all__ = ("span",)
 
+_trace: Any = None
 _tracer: Any = None
 
 
-def _get_tracer() -> Any:
-    global _tracer
-    if _tracer is None:
+class _NoSpan:
+    def set_attribute(self, key: str, value: Any) -> None:
+        pass
+
+
+_NO_SPAN = _NoSpan()
+
+
+def _configured_tracer() -> Any:
+    """The tracer, or None while no SDK tracer provider is set."""
+    global _trace, _tracer
+    if _trace is None:
         from opentelemetry import trace
 
+        _trace = trace
+    if isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
+        return None
+    if _tracer is None:
         from .. import __version__
 
-        _tracer = trace.get_tracer("loophost", __version__)
+        _tracer = _trace.get_tracer("loophost", __version__)
     return _tracer
 
 
 @contextmanager
 def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Any]:
     """A span around a block; an exception is recorded on it and re-raised."""
-    with _get_tracer().start_as_current_span(name, attributes=dict(attributes or {})) as current:
+    tracer = _configured_tracer()
+    if tracer is None:
+        yield _NO_SPAN
+        return
+    with tracer.start_as_current_span(name, attributes=dict(attributes or {})) as current:
         yield current

@@ -42,11 +42,26 @@ class EventsMixin(SessionsMixin):
         event has in list and stream. A repeated `idempotency_key` returns the first answer and writes nothing."""
         if not events:
             raise InvalidRequest("events must hold at least one event", code="empty_events")
-        if idempotency_key is not None:
-            await self.load_session(workspace, session_id)  # the key is scoped to a session the caller can see
+        if idempotency_key is None:
+            return await self._send_events(workspace, session_id, events, None)
+        await self.load_session(workspace, session_id)  # the key is scoped to a session the caller can see
+        try:
+            return await self._send_events(workspace, session_id, events, idempotency_key)
+        except (InvalidRequest, Conflict):
+            # A retry of a request that was applied fails validation now (its tool results are answered, ...):
+            # look the key up only then, so the first send of every request pays no extra read.
             cached = await self.store.get_idempotency(session_id, idempotency_key)
             if cached is not None:
                 return [wire.parse_event(e) for e in json.loads(cached)]
+            raise
+
+    async def _send_events(
+        self,
+        workspace: str,
+        session_id: str,
+        events: Sequence[wire.EventParams],
+        idempotency_key: str | None,
+    ) -> list[wire.SessionEvent]:
         _check_system_messages(events)
         async with self.locks.lock(session_id):
             loaded = await self.load_session(workspace, session_id)

@@ -18,6 +18,7 @@ from .store import Store, open_store
 
 if TYPE_CHECKING:
     from .models import ModelsConfig
+    from .toolset import Toolset
 
 
 class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, FilesMixin):
@@ -34,11 +35,20 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         builtin_tools: Mapping[str, BuiltinTool] | None = None,
         models: ModelsConfig | None = None,
         agent_loop: AgentLoopConfig | None = None,
+        toolset: Toolset | None = None,
     ) -> None:
+        """`toolset`: the sandboxed built-in tools (`loophost.runtime.toolset.Toolset`); `builtin_tools` entries
+        take precedence over its tools of the same name."""
         super().__init__(store, config=config)
         self._opened = False
         store.add_commit_listener(self.bus.publish)
-        self.workers = SessionWorkers(self, builtin_tools=builtin_tools, models=models, config=agent_loop)
+        self.toolset = toolset
+        tools: dict[str, BuiltinTool] = {}
+        if toolset is not None:
+            toolset.bind(self)
+            tools.update(toolset.tools())
+        tools.update(builtin_tools or {})
+        self.workers = SessionWorkers(self, builtin_tools=tools, models=models, config=agent_loop)
 
     @classmethod
     def from_url(
@@ -49,6 +59,7 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         builtin_tools: Mapping[str, BuiltinTool] | None = None,
         models: ModelsConfig | None = None,
         agent_loop: AgentLoopConfig | None = None,
+        toolset: Toolset | None = None,
     ) -> Runtime:
         """A runtime on a database URL (`sqlite:///file.db`, `sqlite:///:memory:`) or a SQLite file path."""
         return cls(
@@ -57,6 +68,7 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
             builtin_tools=builtin_tools,
             models=models,
             agent_loop=agent_loop,
+            toolset=toolset,
         )
 
     async def open(self) -> Runtime:
@@ -72,6 +84,8 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         if self._opened:
             self._opened = False
             await self.workers.close()
+            if self.toolset is not None:
+                await self.toolset.close()
             await self.store.close()
 
     def on_input(self, session_id: str) -> None:
@@ -79,6 +93,14 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
 
     def on_interrupt(self, session_id: str) -> None:
         self.workers.interrupt(session_id)
+
+    async def on_session_archived(self, session_id: str) -> None:
+        if self.toolset is not None:
+            await self.toolset.close_session(session_id)
+
+    async def on_session_deleted(self, session_id: str) -> None:
+        if self.toolset is not None:
+            await self.toolset.remove_session(session_id)
 
     async def __aenter__(self) -> Runtime:
         return await self.open()

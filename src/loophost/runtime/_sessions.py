@@ -35,6 +35,12 @@ class SessionsMixin(RuntimeCore):
     def on_interrupt(self, session_id: str) -> None:
         """Called after an interrupt was accepted for a busy session; the agent loop cancels the step in flight."""
 
+    async def on_session_archived(self, session_id: str) -> None:
+        """Called after a session was archived; the toolset kills the session's tool processes."""
+
+    async def on_session_deleted(self, session_id: str) -> None:
+        """Called after a session was deleted; the toolset kills its processes and removes its workspace."""
+
     async def _snapshot(self, workspace: str, ref: wire.SessionAgentRef) -> tuple[wire.SessionAgent, int]:
         """Resolve the three `agent` forms of spec §4.1 into the session's agent snapshot."""
         row = await self.store.get_agent(workspace, ref.id, ref.version)
@@ -256,7 +262,8 @@ class SessionsMixin(RuntimeCore):
                     )
                 )
             await self.commit(loaded, session=updated, events=events, archived_at=rfc3339(ts))
-            return updated
+        await self.on_session_archived(session_id)
+        return updated
 
     async def delete_session(self, workspace: str, session_id: str) -> wire.Deleted:
         async with self.locks.lock(session_id):
@@ -274,6 +281,7 @@ class SessionsMixin(RuntimeCore):
             )
             self.bus.close_session(session_id, final)
         self.locks.discard(session_id)
+        await self.on_session_deleted(session_id)
         return wire.Deleted(id=session_id, type="session_deleted")
 
     async def pause(self, workspace: str, session_id: str) -> SessionState:
