@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import loophost
 from loophost.client import Provider
@@ -72,6 +73,19 @@ async def any_host(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterat
                 fake.push(scripted_harness)
             async with make_provider(fake, Sleeps()) as bedrock:
                 yield bedrock, {}
+
+
+class Forecast(BaseModel):
+    city: str
+    temperature: int
+
+
+async def test_structured_output_on_every_host(any_host: tuple[Provider, dict[str, Any]]) -> None:
+    provider, options = any_host
+    prompt = 'call final_result {"city": "Paris", "temperature": 21}'
+    result = await loophost.arun(provider, output_type=Forecast, prompt=prompt, **options)
+    assert result.output == Forecast(city="Paris", temperature=21)
+    assert (result.terminal, result.text, result.turns) == ("end_turn", "final_result: Result recorded.", 2)
 
 
 @pytest.mark.parametrize(

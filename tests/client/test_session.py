@@ -306,3 +306,45 @@ def test_sync_run_facade(tmp_path: Any) -> None:
 async def test_sync_run_inside_a_loop_is_a_clear_error() -> None:
     with pytest.raises(loophost.ClientError, match="arun"):
         loophost.run(loophost.Local(), model="scripted", prompt="x")
+
+
+async def test_text_streams_in_fragments_as_it_is_written(host: Host) -> None:
+    fragments: list[str] = []
+    result = await loophost.arun(
+        host.provider, model="scripted", prompt="several words stream here", on_text_delta=fragments.append
+    )
+    assert "".join(fragments) == result.text == "echo: several words stream here"
+    assert len(fragments) > 1  # previews of the message, before the message itself
+
+
+async def test_opentelemetry_spans_for_the_run_each_turn_and_each_tool(host: Host) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace._TRACER_PROVIDER_SET_ONCE._done = False  # tests only: let this test install its own SDK provider
+    trace.set_tracer_provider(provider)
+    try:
+        result = await loophost.arun(
+            host.provider,
+            model="scripted",
+            handler=[add, explode],
+            prompt='call add {"a": 1, "b": 2}\ncall explode {"reason": "r"}',
+        )
+    finally:
+        trace._TRACER_PROVIDER_SET_ONCE._done = False
+        trace._TRACER_PROVIDER = None
+    spans = {s.name: [] for s in exporter.get_finished_spans()}
+    for s in exporter.get_finished_spans():
+        spans[s.name].append(s)
+    (run_span,) = spans["loophost.run"]
+    assert run_span.attributes["loophost.session_id"] == result.session_id
+    assert run_span.attributes["loophost.terminal"] == "end_turn"
+    assert [s.attributes["loophost.terminal"] for s in spans["loophost.turn"]] == ["requires_action", "end_turn"]
+    tools = {s.attributes["gen_ai.tool.name"]: s.attributes["loophost.tool.is_error"] for s in spans["loophost.tool"]}
+    assert tools == {"add": False, "explode": True}
+    assert all(s.parent is not None and s.parent.span_id == run_span.context.span_id for s in spans["loophost.turn"])

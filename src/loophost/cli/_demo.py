@@ -72,7 +72,11 @@ async def run_demo(database: Path | None, *, console: Console | None = None) -> 
             console.rule("3. a live session through the Claude provider, against that server")
             results: list[SessionResult] = []
             async with start(
-                claude, agent_id=handle.agent_id, handler=[machine_info], on_event=render.on_event
+                claude,
+                agent_id=handle.agent_id,
+                handler=[machine_info],
+                on_event=render.on_event,
+                on_text_delta=render.on_text_delta,
             ) as live:
                 for prompt in PROMPTS:
                     console.print(f"[bold]user[/] {prompt.splitlines()[0]}{' …' if chr(10) in prompt else ''}")
@@ -91,6 +95,7 @@ async def run_demo(database: Path | None, *, console: Console | None = None) -> 
             handler=[machine_info],
             prompt=PROMPTS[1],
             on_event=render.on_event,
+            on_text_delta=render.on_text_delta,
             timeout=60,
         )
     same = _same(over_http, local)

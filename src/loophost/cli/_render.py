@@ -20,20 +20,31 @@ def _short(value: Any, limit: int = 160) -> str:
 
 
 class LiveRenderer:
-    """An `on_event` hook and a `confirm` hook that print to a rich console as the session goes."""
+    """`on_text_delta`, `on_event` and `confirm` hooks that print to a rich console as the session goes: the
+    agent's text as it streams, then each tool call and its result."""
 
     def __init__(self, console: Console, *, assume_yes: bool = False, interactive: bool = True) -> None:
         self.console = console
         self.assume_yes = assume_yes
         self.interactive = interactive
+        self._streaming = False
+
+    def on_text_delta(self, text: str) -> None:
+        if not self._streaming:
+            self.console.print("[bold magenta]agent[/] ", end="")
+            self._streaming = True
+        self.console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+
+    def _end_text(self) -> None:
+        if self._streaming:
+            self.console.print()
+            self._streaming = False
 
     def on_event(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type", "")
         out = self.console
-        if kind == "agent.message":
-            text = "".join(b.get("text", "") for b in event.get("content") or [] if b.get("type") == "text")
-            out.print(f"[bold magenta]agent[/] {text}")
-        elif kind == "agent.custom_tool_use":
+        self._end_text()  # a message's text has streamed in full once its event (or any later one) arrives
+        if kind == "agent.custom_tool_use":
             out.print(f"  [cyan]→ {event.get('name')}[/]({_short(event.get('input') or {})}) [dim](runs here)[/]")
         elif kind == "user.custom_tool_result":
             style = "red" if event.get("is_error") else "green"

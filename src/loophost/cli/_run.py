@@ -68,6 +68,7 @@ async def run_prompt(
         timeout=timeout,
         max_turns=max_turns,
         on_event=render.on_event,
+        on_text_delta=render.on_text_delta,
         confirm=render.confirm,
     )
     console.print(

@@ -8,7 +8,7 @@ Whether the host streams (Claude Managed Agents, a loophost server, `Local`) or 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -41,6 +41,8 @@ class OpenRequest:
     title: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    on_text_delta: Callable[[str], None] | None = None
+    """Set when the caller renders text as it streams: hosts that stream previews deliver them here."""
 
     @property
     def all_tools(self) -> tuple[ToolSpec, ...]:

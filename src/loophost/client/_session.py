@@ -107,6 +107,7 @@ class Session:
         handler: Any = None,
         confirm: ConfirmHook | None = None,
         on_event: EventHook | None = None,
+        on_text_delta: Callable[[str], None] | None = None,
         turn_guard: Callable[[GuardInfo], str | None] | None = None,
         context: Any = None,
         output_type: Any = None,
@@ -154,7 +155,9 @@ class Session:
             title=title,
             metadata=dict(metadata or {}),
             options=options,
+            on_text_delta=on_text_delta,
         )
+        self._on_text_delta = on_text_delta
         self._conn: Connection | None = None
         self._known_session_id = session_id
         self._seen: set[str] = set()
@@ -386,7 +389,7 @@ class Session:
                     continue
                 self._seen.add(str(event_id))
             events.append(event)
-            self._notify(event)
+            self._notify(event, conn)
             if stop and ends is not None and ends(event):
                 self._carry.extend(new[index + 1 :])
                 return True
@@ -396,9 +399,16 @@ class Session:
         for event in recovered.missed:
             if event.get("id") is not None and str(event["id"]) not in self._seen:
                 self._seen.add(str(event["id"]))
-                self._notify(event)
+                self._notify(event, self.connection)
 
-    def _notify(self, event: Mapping[str, Any]) -> None:
+    def _notify(self, event: Mapping[str, Any], conn: Connection) -> None:
+        if self._on_text_delta is not None:
+            text = conn.text_delta(event)
+            if text:
+                try:
+                    self._on_text_delta(text)
+                except Exception:
+                    log.exception("the on_text_delta hook failed (the session goes on)")
         if self._on_event is None:
             return
         try:

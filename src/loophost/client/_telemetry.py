@@ -15,6 +15,7 @@ __all__ = ("span",)
 
 _trace: Any = None
 _tracer: Any = None
+_tracer_of: Any = None
 
 
 class _NoSpan:
@@ -27,17 +28,18 @@ _NO_SPAN = _NoSpan()
 
 def _configured_tracer() -> Any:
     """The tracer, or None while no SDK tracer provider is set."""
-    global _trace, _tracer
+    global _trace, _tracer, _tracer_of
     if _trace is None:
         from opentelemetry import trace
 
         _trace = trace
-    if isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
+    provider = _trace.get_tracer_provider()
+    if isinstance(provider, _trace.ProxyTracerProvider):
         return None
-    if _tracer is None:
+    if _tracer_of is not provider:
         from .. import __version__
 
-        _tracer = _trace.get_tracer("loophost", __version__)
+        _tracer, _tracer_of = provider.get_tracer("loophost", __version__), provider
     return _tracer
 
 

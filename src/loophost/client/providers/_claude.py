@@ -176,15 +176,22 @@ class _HttpControl:
         data = await self._call("GET", f"/v1/sessions/{session_id}/events", params=params)
         return list(data.get("data") or []), data.get("next_page")
 
-    async def open_stream(self, session_id: str, after_id: str | None) -> EventStream:
+    async def open_stream(self, session_id: str, after_id: str | None, previews: bool) -> EventStream:
         headers = {"accept": "text/event-stream"}
+        params = {"event_deltas[]": "agent.message"} if previews else None
         if after_id is not None:
             headers["Last-Event-ID"] = after_id
         stack = AsyncExitStack()
         timeout = httpx2.Timeout(self._client.timeout.connect or 10.0, read=self._stream_idle_timeout)
         try:
             response = await stack.enter_async_context(
-                self._client.stream("GET", f"/v1/sessions/{session_id}/events/stream", headers=headers, timeout=timeout)
+                self._client.stream(
+                    "GET",
+                    f"/v1/sessions/{session_id}/events/stream",
+                    headers=headers,
+                    params=params,
+                    timeout=timeout,
+                )
             )
             if response.status_code >= 400:
                 await response.aread()

@@ -33,6 +33,17 @@ def text_delta(event: Mapping[str, Any]) -> str | None:
     return None
 
 
+def preview_text(event: Mapping[str, Any]) -> str | None:
+    """The text fragment of an `event_delta` preview (`event_start` carries none)."""
+    delta = event.get("delta")
+    if not isinstance(delta, Mapping):
+        return None
+    content = delta.get("content")
+    if isinstance(content, Mapping) and content.get("type") == "text":
+        return str(content.get("text", ""))
+    return None
+
+
 def _use(event: Mapping[str, Any]) -> ToolUse:
     return ToolUse(str(event["id"]), str(event.get("name", "")), dict(event.get("input") or {}))
 

@@ -7,7 +7,7 @@ creation, tool overrides, provisioning and the streaming connection are written 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .._errors import ClientError, ConnectionLost, HostError, ProvisionError
@@ -45,7 +45,7 @@ class ControlPlane(Protocol):
     async def create_session(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
     async def send_events(self, session_id: str, events: Sequence[Mapping[str, Any]], key: str) -> None: ...
     async def list_events(self, session_id: str, page: str | None) -> tuple[list[Mapping[str, Any]], str | None]: ...
-    async def open_stream(self, session_id: str, after_id: str | None) -> EventStream: ...
+    async def open_stream(self, session_id: str, after_id: str | None, previews: bool) -> EventStream: ...
 
 
 def bare_model(model: str) -> str:
@@ -70,7 +70,7 @@ class CMAHost:
     async def open_session(self, request: OpenRequest) -> StreamingConnection:
         control = self.control()
         if request.session_id is not None:
-            return StreamingConnection(control, request.session_id, resumed=True)
+            return StreamingConnection(control, request.session_id, resumed=True, on_text_delta=request.on_text_delta)
         agent_id, environment_id = request.agent_id, request.environment_id
         if agent_id is None:
             if request.model is None:
@@ -97,7 +97,7 @@ class CMAHost:
             if key in request.options:
                 body[key] = request.options[key]
         session = await control.create_session(body)
-        conn = StreamingConnection(control, str(session["id"]), resumed=False)
+        conn = StreamingConnection(control, str(session["id"]), resumed=False, on_text_delta=request.on_text_delta)
         await conn.open_stream()  # before the first input: none of the session's events can be missed
         return conn
 
@@ -184,8 +184,17 @@ class StreamingConnection:
 
     reconnectable = True
 
-    def __init__(self, control: ControlPlane, session_id: str, *, resumed: bool) -> None:
+    def __init__(
+        self,
+        control: ControlPlane,
+        session_id: str,
+        *,
+        resumed: bool,
+        on_text_delta: Callable[[str], None] | None = None,
+    ) -> None:
         self._control = control
+        self._on_text_delta = on_text_delta
+        self._previews = on_text_delta is not None
         self._session_id = session_id
         self._resumed = resumed
         self._stream: EventStream | None = None
@@ -202,7 +211,7 @@ class StreamingConnection:
 
     async def open_stream(self) -> None:
         await self._close_stream()
-        self._stream = await self._control.open_stream(self._session_id, self._last_id)
+        self._stream = await self._control.open_stream(self._session_id, self._last_id, self._previews)
         self._events = aiter(self._stream)
 
     async def _close_stream(self) -> None:
@@ -232,6 +241,12 @@ class StreamingConnection:
                 await self._close_stream()
                 exc.delivered = True
                 raise
+            kind = event.get("type")
+            if kind == "event_delta" or kind == "event_start":  # stream-only previews of the agent's message
+                text = _cma.preview_text(event)
+                if text and self._on_text_delta is not None:
+                    self._on_text_delta(text)
+                continue
             if event.get("id") is not None:
                 self._last_id = str(event["id"])
             yield event
@@ -245,7 +260,8 @@ class StreamingConnection:
         return _cma.normalize(events)
 
     def text_delta(self, event: Mapping[str, Any]) -> str | None:
-        return _cma.text_delta(event)
+        """A message's text, unless its previews already delivered it in fragments."""
+        return None if self._previews else _cma.text_delta(event)
 
     async def recover(self, seen: set[str]) -> Recovery:
         """Reopen the stream (after the last event seen, where the host replays), then read the whole history:

@@ -135,8 +135,8 @@ class _RuntimeControl:
         result = await self._guard(self._rt.list_events(self._ws, session_id, limit=1000, page=page))
         return [json.loads(item.body) for item in result.data], result.next_page
 
-    async def open_stream(self, session_id: str, after_id: str | None) -> EventStream:
-        stream = await self._guard(self._rt.open_stream(self._ws, session_id, after_id=after_id))
+    async def open_stream(self, session_id: str, after_id: str | None, previews: bool) -> EventStream:
+        stream = await self._guard(self._rt.open_stream(self._ws, session_id, after_id=after_id, previews=previews))
         return _LogEvents(stream)
 
     def _validate(self, model: Any, body: Mapping[str, Any]) -> Any:
