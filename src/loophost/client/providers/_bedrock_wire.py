@@ -1,4 +1,5 @@
-"""The Bedrock AgentCore harness wire, as pure functions: request bodies, event-stream frames, turn folding, errors.
+"""The Bedrock AgentCore harness wire, as pure functions: request bodies, event-stream frames, turn folding (the
+errors are in `_bedrock_errors`, re-exported here).
 
 Kept apart from the connection so every rule of the wire (spec: bedrock-agentcore-harness.md sections 2-6) can be
 read and tested without HTTP. Events yielded by the connection have one shape, botocore's own wrapping plus a
@@ -17,8 +18,71 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import ConnectionLost, HostError
 from .._results import Terminal, ToolResult, ToolSpec, ToolUse, TurnInput, TurnResult, Usage
+from ._bedrock_errors import (
+    AccessDeniedError,
+    AgentCoreError,
+    AuthenticationError,
+    ConflictError,
+    ContextOverflowError,
+    CorruptStreamError,
+    InternalServerError,
+    ResourceNotFoundError,
+    RuntimeClientError,
+    ServiceQuotaExceededError,
+    ThrottlingError,
+    TruncatedStreamError,
+    ValidationError,
+    http_error,
+    make_error,
+)
+
+__all__ = (  # the errors of `_bedrock_errors` are part of this wire's vocabulary, re-exported
+    "EVENTSTREAM",
+    "HARNESS_ARN",
+    "INLINE",
+    "MISSING_BOTOCORE",
+    "RETRY_EVENT",
+    "SERVICE",
+    "SESSION_HEADER",
+    "SESSION_ID",
+    "TOOL_NAME",
+    "USER_HEADER",
+    "AccessDeniedError",
+    "AgentCoreError",
+    "AuthenticationError",
+    "ConflictError",
+    "ContextOverflowError",
+    "CorruptStreamError",
+    "Folded",
+    "InternalServerError",
+    "ResourceNotFoundError",
+    "RuntimeClientError",
+    "ServiceQuotaExceededError",
+    "StreamDecoder",
+    "ThrottlingError",
+    "TruncatedStreamError",
+    "ValidationError",
+    "arn_harness_id",
+    "arn_region",
+    "assistant_content",
+    "botocore",
+    "check_session_id",
+    "fold",
+    "frame_event",
+    "http_error",
+    "inline_tool",
+    "is_inline",
+    "make_error",
+    "new_session_id",
+    "resume_messages",
+    "stopped",
+    "text_delta",
+    "tool_result_block",
+    "tool_use_block",
+    "turn_result",
+    "user_message",
+)
 
 SERVICE = "bedrock-agentcore"
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
@@ -31,7 +95,6 @@ INLINE = "tool_use"
 SESSION_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{32,99}")
 HARNESS_ARN = re.compile(r"arn:aws[a-z-]*:bedrock-agentcore:([a-z0-9-]+):\d{12}:harness/([a-zA-Z0-9_-]+)")
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_OVERFLOW = ("input is too long", "prompt is too long", "too many total text bytes")
 MISSING_BOTOCORE = "the Bedrock AgentCore provider needs botocore: pip install 'loophost[bedrock]'"
 
 
@@ -41,130 +104,6 @@ def botocore(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(MISSING_BOTOCORE) from exc
-
-
-# ---------------------------------------------------------------------------------------------------- errors
-
-
-class AgentCoreError(HostError):
-    """An error answered by AgentCore: an HTTP error before the stream, or an exception frame inside it."""
-
-
-class ValidationError(AgentCoreError):
-    """The request was malformed (ARN, session id, messages, mismatched toolUse/toolResult)."""
-
-
-class ContextOverflowError(ValidationError):
-    """The conversation no longer fits the model's context window."""
-
-
-class AccessDeniedError(AgentCoreError):
-    """The caller lacks a permission (`bedrock-agentcore:InvokeHarness`, `InvokeAgentRuntime`, `iam:PassRole`...)."""
-
-
-class AuthenticationError(AgentCoreError):
-    """The request was not authenticated: bad signature, unknown key, expired token, or no credentials at all."""
-
-
-class ResourceNotFoundError(AgentCoreError):
-    """The harness (or qualifier) does not exist."""
-
-
-class ConflictError(AgentCoreError):
-    """The resource is in a conflicting state, e.g. a harness name already taken."""
-
-
-class ThrottlingError(AgentCoreError):
-    """The request rate was too high; retried with backoff before the stream starts."""
-
-
-class ServiceQuotaExceededError(AgentCoreError):
-    """An account quota (harness count, concurrent sessions) was reached."""
-
-
-class InternalServerError(AgentCoreError):
-    """AgentCore failed; retried with backoff before the stream starts, never once it has started."""
-
-
-class RuntimeClientError(AgentCoreError):
-    """The harness runtime reported a client-side fault (the newer `RuntimeClientError`, 424 or in-stream)."""
-
-
-class TruncatedStreamError(ConnectionLost):
-    """The event stream ended (or broke: transport error, bad CRC) before its last message stopped."""
-
-
-class CorruptStreamError(Exception):
-    """A frame failed its CRC or length checks: nothing after it can be trusted."""
-
-
-_ERROR_TYPES: dict[str, type[AgentCoreError]] = {
-    "validationexception": ValidationError,
-    "accessdeniedexception": AccessDeniedError,
-    "invalidsignatureexception": AuthenticationError,
-    "signaturedoesnotmatch": AuthenticationError,
-    "incompletesignatureexception": AuthenticationError,
-    "missingauthenticationtokenexception": AuthenticationError,
-    "unrecognizedclientexception": AuthenticationError,
-    "expiredtokenexception": AuthenticationError,
-    "resourcenotfoundexception": ResourceNotFoundError,
-    "conflictexception": ConflictError,
-    "throttlingexception": ThrottlingError,
-    "toomanyrequestsexception": ThrottlingError,
-    "servicequotaexceededexception": ServiceQuotaExceededError,
-    "internalserverexception": InternalServerError,
-    "serviceunavailableexception": InternalServerError,
-    "runtimeclienterror": RuntimeClientError,
-}
-
-
-def _class_for(error_type: str | None, status: int) -> type[AgentCoreError]:
-    if error_type and error_type.lower() in _ERROR_TYPES:
-        return _ERROR_TYPES[error_type.lower()]
-    if status == 429:
-        return ThrottlingError
-    if status >= 500:
-        return InternalServerError
-    return {400: ValidationError, 401: AuthenticationError, 403: AccessDeniedError, 404: ResourceNotFoundError}.get(
-        status, AgentCoreError
-    )
-
-
-def make_error(
-    error_type: str | None, message: str, *, status: int = 0, body: Any = None, session_id: str | None = None
-) -> AgentCoreError:
-    """The typed error for an AWS error type (either case: `ValidationException` or `validationException`)."""
-    cls = _class_for(error_type, status)
-    if cls is ValidationError and any(marker in message.lower() for marker in _OVERFLOW):
-        cls = ContextOverflowError
-    retryable = cls in (ThrottlingError, InternalServerError) or status == 429 or status >= 500
-    label = error_type or f"HTTP {status}"
-    return cls(
-        f"{label}: {message}",
-        status=status,
-        error_type=error_type,
-        body=body,
-        retryable=retryable,
-        session_id=session_id,
-    )
-
-
-def http_error(
-    status: int, error_type_header: str | None, content: bytes, *, session_id: str | None = None
-) -> AgentCoreError:
-    """A non-2xx rest-json answer: the type from `x-amzn-ErrorType` (`Name:uri` form allowed), else the body."""
-    try:
-        body: Any = json.loads(content) if content else {}
-    except ValueError:
-        body = {"message": content.decode("utf-8", "replace")}
-    if not isinstance(body, dict):
-        body = {"message": str(body)}
-    error_type = error_type_header.split(":", 1)[0].strip() if error_type_header else None
-    if not error_type:
-        raw = body.get("__type") or body.get("code") or body.get("Code")
-        error_type = str(raw).rsplit("#", 1)[-1] if raw else None
-    message = str(body.get("message") or body.get("Message") or f"HTTP {status}")
-    return make_error(error_type, message, status=status, body=body, session_id=session_id)
 
 
 # ---------------------------------------------------------------------------------------------------- requests
