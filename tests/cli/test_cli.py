@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loophost.cli import app
-from tests.server.conftest import KEY_A, ServerProcess, start_server, stop_server
+from tests.server.conftest import KEY_A, ServerProcess, start_tool_server, stop_server
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -22,9 +22,7 @@ TOOLS = "tests.cli.tools:TOOLS"
 
 @pytest.fixture(scope="module")
 def tool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    where = tmp_path_factory.mktemp("cli-server")
-    command = [sys.executable, "-m", "tests.server._tool_server", str(where / "server.db"), str(where / "bash.log")]
-    proc = start_server(where / "server.db", command=command)
+    proc = start_tool_server(tmp_path_factory.mktemp("cli-server"))
     yield proc
     stop_server(proc)
 

@@ -6,7 +6,6 @@ confirmation flows run on both; `executions()` reads what it ran.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import loophost
 from loophost.client import Provider
 from tests.server._tool_server import RecordingBash
-from tests.server.conftest import KEY_A, ServerProcess, start_server, stop_server
+from tests.server.conftest import KEY_A, ServerProcess, start_tool_server, stop_server
 
 
 @dataclass
@@ -31,9 +30,7 @@ class Host:
 
 @pytest.fixture(scope="session")
 def client_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    where = tmp_path_factory.mktemp("client-server")
-    command = [sys.executable, "-m", "tests.server._tool_server", str(where / "server.db"), str(where / "bash.log")]
-    proc = start_server(where / "server.db", command=command)
+    proc = start_tool_server(tmp_path_factory.mktemp("client-server"))
     yield proc
     stop_server(proc)
 

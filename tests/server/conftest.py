@@ -70,12 +70,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     stop_server(proc)
 
 
+def start_tool_server(where: Path) -> ServerProcess:
+    """A server whose runtime has a recording test double as its built-in `bash` (see _tool_server.py)."""
+    command = [sys.executable, "-m", "tests.server._tool_server", str(where / "server.db"), str(where / "bash.log")]
+    return start_server(where / "server.db", command=command)
+
+
 @pytest.fixture(scope="session")
 def tool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server whose runtime has a recording test double as its built-in `bash` (see _tool_server.py)."""
-    where = tmp_path_factory.mktemp("tool-server")
-    command = [sys.executable, "-m", "tests.server._tool_server", str(where / "server.db"), str(where / "bash.log")]
-    proc = start_server(where / "server.db", command=command)
+    proc = start_tool_server(tmp_path_factory.mktemp("tool-server"))
     yield proc
     stop_server(proc)
 
