@@ -238,6 +238,9 @@ async def idle_streams(ctx: Context) -> AsyncIterator[Metric]:
     ):
         session_ids = [await _session(http) for _ in range(10)]
         host, port = url.removeprefix("http://").split(":")
+        # one turn first: the agent core is imported in the background after start-up, and that import (tens of
+        # MB) must not land inside the measurement
+        await _turns(http, session_ids[0], 1, [])
         await asyncio.sleep(0.5)
         before = _rss_kb(pid)
         writers: list[asyncio.StreamWriter] = []

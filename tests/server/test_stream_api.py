@@ -22,7 +22,7 @@ import uvicorn
 from loophost.runtime import Runtime, StoredEvent
 from loophost.runtime._bus import Preview, StreamItem
 from loophost.server import ApiKeys, ServerSettings, create_app
-from loophost.server._sse import PING, EventStreamResponse, frame, sse_frames
+from loophost.server._sse import PING, Closing, EventStreamResponse, frame
 
 from .conftest import KEY_A, KEY_B, ServerProcess
 from .test_events_api import BETA, is_idle, list_all, make_session, message, read_until, run_turn
@@ -476,85 +476,113 @@ def test_frame_format() -> None:
     assert frame(multiline) == b'id: sevt_1\nevent: agent.message\ndata: {"id":"sevt_1","text":"a\\nb"}\n\n'
 
 
-async def test_sse_frames_heartbeat_and_close_at_a_yield() -> None:
+class Client:
+    """The ASGI side of one response: records what is sent; `leave()` makes `receive` report a disconnect."""
+
+    def __init__(self, *, leave_after: int | None = None, stall_at: int | None = None) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.gone = asyncio.Event()
+        self.leave_after = leave_after
+        self.stall_at = stall_at
+
+    async def receive(self) -> dict[str, Any]:
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+        if self.leave_after is not None and len(self.sent) == self.leave_after:
+            self.gone.set()
+        if self.stall_at is not None and len(self.sent) == self.stall_at:
+            await asyncio.sleep(1)  # a slow write: the client leaves meanwhile
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return [m["body"] for m in self.sent if m["type"] == "http.response.body"]
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.sent) and self.sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+SCOPE = {"type": "http", "asgi": {"spec_version": "2.3"}, "method": "GET", "path": "/"}
+
+
+async def _respond(response: EventStreamResponse, client: Client) -> None:
+    async with asyncio.timeout(5):
+        await response(SCOPE, client.receive, client.send)  # type: ignore[arg-type]
+
+
+async def test_heartbeats_then_the_client_leaves() -> None:
     source = Source([EVENT])
     before = asyncio.all_tasks()
-    frames = sse_frames(source(), heartbeat=0.02, closing=asyncio.Event())
-    got = [await anext(frames) for _ in range(3)]
-    assert got == [frame(EVENT), PING, PING]
-    await frames.aclose()  # the consumer stops while the generator sits at a yield, with a read pending
+    client = Client(leave_after=4)
+    await _respond(EventStreamResponse(source(), heartbeat=0.02, closing=Closing()), client)
+    assert client.sent[0]["type"] == "http.response.start"
+    assert (b"content-type", b"text/event-stream; charset=utf-8") in client.sent[0]["headers"]
+    assert (b"cache-control", b"no-cache") in client.sent[0]["headers"]
+    assert client.bodies == [frame(EVENT), PING, PING]
+    assert not client.finished  # nobody left to finish for
     assert source.closed
     assert asyncio.all_tasks() == before
 
 
-async def test_sse_frames_cancelled_while_waiting() -> None:
+async def test_cancelled_while_waiting_releases_everything() -> None:
     source = Source([])
     before = asyncio.all_tasks()
-    frames = sse_frames(source(), heartbeat=0, closing=asyncio.Event())
-
-    async def first() -> bytes:
-        return await anext(frames)
-
-    reader = asyncio.create_task(first())
+    client = Client()
+    serving = asyncio.create_task(_respond(EventStreamResponse(source(), heartbeat=0, closing=Closing()), client))
     await asyncio.sleep(0.05)
-    reader.cancel()
+    serving.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await reader
+        await serving
     assert source.closed
     assert asyncio.all_tasks() - before == set()
 
 
-async def test_sse_frames_end_on_closing_and_on_source_end() -> None:
-    closing = asyncio.Event()
+async def test_ends_on_closing_and_on_source_end() -> None:
+    closing = Closing()
     source = Source([EVENT])
-    frames = sse_frames(source(), heartbeat=10, closing=closing)
-    assert await anext(frames) == frame(EVENT)
+    client = Client()
     asyncio.get_running_loop().call_later(0.05, closing.set)
-    assert [f async for f in frames] == []
+    await _respond(EventStreamResponse(source(), heartbeat=10, closing=closing), client)
+    assert client.bodies == [frame(EVENT), b""] and client.finished
     assert source.closed
 
+    already = Closing()
+    already.set()  # a stream opened during shutdown ends at once
+    client = Client()
+    await _respond(EventStreamResponse(Source([EVENT])(), heartbeat=10, closing=already), client)
+    assert client.bodies == [b""]
+
     finite = Source([EVENT, PREVIEW], end=True)
-    assert [f async for f in sse_frames(finite(), heartbeat=10, closing=asyncio.Event())] == [
-        frame(EVENT),
-        frame(PREVIEW),
-    ]
+    client = Client()
+    await _respond(EventStreamResponse(finite(), heartbeat=10, closing=Closing()), client)
+    assert client.bodies == [frame(EVENT), frame(PREVIEW), b""] and client.finished
     assert finite.closed
 
 
-async def test_sse_frames_report_failures_in_band() -> None:
+async def test_failures_are_reported_in_band() -> None:
     failing = Source([EVENT], fail=RuntimeError("boom"))
-    frames = sse_frames(failing(), heartbeat=10, closing=asyncio.Event(), on_error=lambda exc: json.dumps(str(exc)))
-    assert [f async for f in frames] == [frame(EVENT), b'event: error\ndata: "boom"\n\n']
+    client = Client()
+    response = EventStreamResponse(
+        failing(), heartbeat=10, closing=Closing(), on_error=lambda exc: json.dumps(str(exc))
+    )
+    await _respond(response, client)
+    assert client.bodies == [frame(EVENT), b'event: error\ndata: "boom"\n\n', b""]
     unreported = Source([], fail=RuntimeError("boom"))
     with pytest.raises(RuntimeError):
-        [f async for f in sse_frames(unreported(), heartbeat=10, closing=asyncio.Event())]
+        await _respond(EventStreamResponse(unreported(), heartbeat=10, closing=Closing()), Client())
     assert unreported.closed
 
 
-async def test_event_stream_response_closes_its_frames_on_disconnect() -> None:
-    """The client goes away while the body is being sent: the frame generator (and its source) are closed
-    when the response returns, not whenever the garbage collector gets to them."""
+async def test_a_client_leaving_during_a_slow_write_closes_the_source() -> None:
+    """The client goes away while a frame is being written: the source is closed when the response returns,
+    not whenever the garbage collector gets to it."""
     source = Source([])
-    response = EventStreamResponse(sse_frames(source(), heartbeat=0.01, closing=asyncio.Event()))
-    sent: list[dict[str, Any]] = []
-    disconnect = asyncio.Event()
-
-    async def receive() -> dict[str, Any]:
-        await disconnect.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(msg: dict[str, Any]) -> None:
-        sent.append(msg)
-        if len(sent) == 3:
-            disconnect.set()
-            await asyncio.sleep(1)  # the cancellation lands here, inside `send`, between two frames
-
+    client = Client(leave_after=3, stall_at=3)
     before = asyncio.all_tasks()
-    scope = {"type": "http", "asgi": {"spec_version": "2.3"}, "method": "GET", "path": "/"}
-    async with asyncio.timeout(5):
-        await response(scope, receive, send)  # type: ignore[arg-type]
-    assert sent[0]["type"] == "http.response.start"
-    assert (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
-    assert sent[1]["body"] == PING
+    await _respond(EventStreamResponse(source(), heartbeat=0.01, closing=Closing()), client)
+    assert client.bodies[0] == PING
     assert source.closed
     assert asyncio.all_tasks() == before

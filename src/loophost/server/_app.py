@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +13,7 @@ from ._errors import install_error_handlers
 from ._keys import ApiKeys
 from ._middleware import RequestContext
 from ._settings import ServerSettings
+from ._sse import Closing
 from .routes import agents, environments, events, files, sessions
 
 ROUTERS = (agents.router, environments.router, sessions.router, events.router, files.router)
@@ -45,7 +45,7 @@ def create_app(runtime: Runtime, *, keys: ApiKeys, settings: ServerSettings | No
     app.state.runtime = runtime
     app.state.keys = keys
     app.state.settings = settings
-    app.state.closing = asyncio.Event()
+    app.state.closing = Closing()
     install_error_handlers(app)
     app.add_middleware(RequestContext, settings=settings)
     for router in ROUTERS:

@@ -3,20 +3,21 @@
 The anthropic SDK's decoder drops any frame without an `event:` line, so every frame has one (the event type);
 persisted events also carry `id:` (what a browser's EventSource echoes as `Last-Event-ID`), previews do not.
 
-Teardown is structured: `sse_frames` owns the only tasks it starts (the pending read of the item iterator and
-the shutdown watcher) and settles them in its `finally`, and `EventStreamResponse` closes the frame generator
-when the response ends for any reason (done, client gone, shutdown), which closes the item iterator and with
-it the runtime's bus subscription. Nothing started for a stream outlives its request.
+Teardown is structured: `EventStreamResponse` owns the only tasks it starts (the pending read of the item
+iterator and the wait for the client's disconnect) and settles them, then closes the item iterator (and with it
+the runtime's bus subscription), when the response ends for any reason: done, client gone, shutdown. Nothing
+started for a stream outlives its request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from asyncio import FIRST_COMPLETED
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from starlette.responses import StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..runtime._bus import Preview, StreamItem
@@ -56,54 +57,116 @@ async def _next(items: AsyncIterator[StreamItem]) -> StreamItem | None:
         return None
 
 
-async def sse_frames(
-    items: AsyncIterator[StreamItem],
-    *,
-    heartbeat: float,
-    closing: asyncio.Event,
-    on_error: Callable[[Exception], str] | None = None,
-) -> AsyncGenerator[bytes, None]:
-    """Frame `items` as SSE, a `PING` after every `heartbeat` seconds without output (<= 0: never).
+async def _disconnected(receive: Receive) -> None:
+    """Returns once the client has gone (a stream's request has no body left to read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
-    Ends when `items` ends, or when `closing` is set (graceful shutdown). An exception from `items` becomes an
+
+class Closing:
+    """The server's shutdown, announced to every open stream through a future of its own (a future, not a
+    watcher task: an idle stream should hold as little as possible; and not one shared future, which would make
+    every stream's wake-up cost O(open streams) in its callback list)."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def set(self) -> None:
+        self._set = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def waiter(self) -> asyncio.Future[None]:
+        """A future done once `set()` is called (at once if it was); `release` it when the stream ends."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self._set:
+            waiter.set_result(None)
+        else:
+            self._waiters.add(waiter)
+        return waiter
+
+    def release(self, waiter: asyncio.Future[None]) -> None:
+        self._waiters.discard(waiter)
+
+
+class EventStreamResponse(Response):
+    """`200 text/event-stream`: `items` framed as SSE, a `PING` after every `heartbeat` seconds without output
+    (<= 0: never), until `items` ends, the client goes away, or the server closes (`closing`).
+
+    One coroutine drives it, with two helper tasks it owns: the pending read of the next item (it must survive
+    heartbeats: cancelling a pending `anext` would finalize the iterator) and the wait for the client's
+    disconnect. Both are cancelled and awaited, and `items` closed, on every way out, so nothing started for a
+    stream outlives its request. (Starlette's `StreamingResponse` would add an anyio task group and two more
+    tasks per stream: an idle stream costs memory for every task it holds.) An exception from `items` becomes an
     `event: error` frame built by `on_error` (the headers are long gone, so a status code can't carry it).
-    The read of the next item is a task that survives heartbeats (cancelling a pending `anext` would finalize
-    the iterator); it and the shutdown watcher are cancelled and awaited on every way out.
     """
-    timeout = heartbeat if heartbeat > 0 else None
-    stop: asyncio.Task[Any] = asyncio.create_task(closing.wait())
-    pending: asyncio.Task[StreamItem | None] | None = None
-    try:
-        while not closing.is_set():
-            if pending is None:
-                pending = asyncio.create_task(_next(items))
-            done, _ = await asyncio.wait({pending, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if pending in done:
-                ready, pending = pending, None
-                try:
-                    item = ready.result()
-                except Exception as exc:
-                    if on_error is None:
-                        raise
-                    yield error_frame(on_error(exc))
-                    return
-                if item is None:
-                    return
-                yield frame(item)
-            elif stop in done:
-                return
-            else:
-                yield PING
-    finally:
-        await _settle(items, pending, stop)
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        items: AsyncIterator[StreamItem],
+        *,
+        heartbeat: float,
+        closing: Closing,
+        on_error: Callable[[Exception], str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({**SSE_HEADERS, **(headers or {})})
+        self._items = items
+        self._heartbeat = heartbeat
+        self._closing = closing
+        self._on_error = on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        items = self._items
+        timeout = self._heartbeat if self._heartbeat > 0 else None
+        closing = self._closing.waiter()
+        gone: asyncio.Task[None] = asyncio.ensure_future(_disconnected(receive))
+        pending: asyncio.Task[StreamItem | None] | None = None
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            while not closing.done():
+                if pending is None:
+                    pending = asyncio.ensure_future(_next(items))
+                done, _ = await asyncio.wait((pending, gone, closing), timeout=timeout, return_when=FIRST_COMPLETED)
+                if gone in done:
+                    return  # nobody to send the rest to
+                if pending in done:
+                    ready, pending = pending, None
+                    try:
+                        item = ready.result()
+                    except Exception as exc:
+                        if self._on_error is None:
+                            raise
+                        await send(
+                            {"type": "http.response.body", "body": error_frame(self._on_error(exc)), "more_body": True}
+                        )
+                        break
+                    if item is None:
+                        break
+                    await send({"type": "http.response.body", "body": frame(item), "more_body": True})
+                elif not closing.done():
+                    await send({"type": "http.response.body", "body": PING, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            self._closing.release(closing)
+            await _settle(items, pending, gone)
 
 
 async def _settle(items: AsyncIterator[StreamItem], *tasks: asyncio.Task[Any] | None) -> None:
     """Cancel `tasks` and wait until they are done, then close `items`.
 
-    Runs while the stream unwinds, possibly under a cancellation that is re-delivered at every await (anyio's
-    cancel scopes do that): the tasks are already cancelled and finish within a loop iteration or two, so the
-    wait is retried, and the cancellation re-raised once everything is released.
+    Runs while the stream unwinds, possibly under a cancellation that is re-delivered at every await: the tasks
+    are already cancelled and finish within a loop iteration or two, so the wait is retried, and the
+    cancellation re-raised once everything is released.
     """
     live = [t for t in tasks if t is not None and not t.done()]
     for task in live:
@@ -123,24 +186,3 @@ async def _settle(items: AsyncIterator[StreamItem], *tasks: asyncio.Task[Any] | 
         await aclose()  # a no-op if a cancelled read already finalized it
     if interrupted:
         raise asyncio.CancelledError
-
-
-class EventStreamResponse(StreamingResponse):
-    """`200 text/event-stream` that always closes its frame generator when the response ends.
-
-    Starlette abandons the body iterator mid-`send` when the client goes away (the cancellation lands in `send`,
-    not in the generator), which would leave the generator suspended until garbage collection; closing it here
-    makes teardown immediate and deterministic.
-    """
-
-    media_type = "text/event-stream"
-
-    def __init__(self, frames: AsyncGenerator[bytes, None], *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(frames, headers={**SSE_HEADERS, **(headers or {})})
-        self._frames = frames
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._frames.aclose()

@@ -20,7 +20,7 @@ from ...runtime._bus import Preview, StreamItem
 from .._deps import Runtime_, Workspace, check_thread, list_param, time_param
 from .._errors import ApiError, envelope, status_for
 from .._responses import ERROR_RESPONSES, json_response
-from .._sse import EventStreamResponse, sse_frames
+from .._sse import EventStreamResponse
 
 log = logging.getLogger("loophost.server")
 
@@ -226,13 +226,12 @@ async def _stream(
     )
     if deltas and not wire.EVENT_DELTA_TYPES.issubset(deltas):
         items = _previews_of(items, frozenset(deltas))
-    frames = sse_frames(
+    return EventStreamResponse(
         items,
         heartbeat=request.app.state.settings.heartbeat_interval,
         closing=request.app.state.closing,
         on_error=partial(_error_envelope, request),
     )
-    return EventStreamResponse(frames)
 
 
 @router.get(
