@@ -232,7 +232,7 @@ class Session:
         then deliver the prompt (never in the middle of a requires_action)."""
         conn = self.connection
         recovered = await conn.recover(self._seen)
-        self._seen.update(str(e["id"]) for e in recovered.missed if e.get("id") is not None)
+        self._seen.update(e["id"] for e in recovered.missed if e.get("id") is not None)
         waiting = bool(recovered.pending or recovered.awaiting_confirmation)
         running = recovered.latest_status in ("session.status_running", "session.status_rescheduled")
         if not waiting and not running:
@@ -332,9 +332,16 @@ class Session:
         attempt = 0
         while True:
             try:
+                seen = self._seen
                 async for event in conn.turn(pending):
                     pending = None
-                    self._take([event], events, conn, stop=False)
+                    event_id = event.get("id")
+                    if event_id is not None:
+                        if event_id in seen:
+                            continue
+                        seen.add(event_id)
+                    events.append(event)
+                    self._notify(event, conn)
                 return events
             except ConnectionLost as exc:
                 if exc.delivered:
@@ -377,31 +384,31 @@ class Session:
         new: Sequence[Mapping[str, Any]],
         events: list[Mapping[str, Any]],
         conn: Connection,
-        *,
-        stop: bool = True,
     ) -> bool:
-        """Add unseen events to the turn; with `stop`, end at the first boundary (the rest waits its turn)."""
+        """Add unseen events to the turn, ending at the first boundary (the rest waits for the next turn)."""
         ends = getattr(conn, "ends_turn", None)
         for index, event in enumerate(new):
             event_id = event.get("id")
             if event_id is not None:
-                if str(event_id) in self._seen:
+                if event_id in self._seen:
                     continue
-                self._seen.add(str(event_id))
+                self._seen.add(event_id)
             events.append(event)
             self._notify(event, conn)
-            if stop and ends is not None and ends(event):
+            if ends is not None and ends(event):
                 self._carry.extend(new[index + 1 :])
                 return True
         return False
 
     def _absorb(self, recovered: Recovery) -> None:
         for event in recovered.missed:
-            if event.get("id") is not None and str(event["id"]) not in self._seen:
-                self._seen.add(str(event["id"]))
+            if event.get("id") is not None and event["id"] not in self._seen:
+                self._seen.add(event["id"])
                 self._notify(event, self.connection)
 
     def _notify(self, event: Mapping[str, Any], conn: Connection) -> None:
+        if self._on_text_delta is None and self._on_event is None:
+            return
         if self._on_text_delta is not None:
             text = conn.text_delta(event)
             if text:

@@ -7,8 +7,8 @@ from then on). The API is imported on the first span, so `import loophost` stays
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 __all__ = ("span",)
@@ -19,8 +19,16 @@ _tracer_of: Any = None
 
 
 class _NoSpan:
+    """What `span()` gives while tracing is off: a context manager and a span that do nothing, at no cost."""
+
     def set_attribute(self, key: str, value: Any) -> None:
         pass
+
+    def __enter__(self) -> _NoSpan:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
 
 _NO_SPAN = _NoSpan()
@@ -43,12 +51,9 @@ def _configured_tracer() -> Any:
     return _tracer
 
 
-@contextmanager
-def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Any]:
-    """A span around a block; an exception is recorded on it and re-raised."""
+def span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[Any]:
+    """A span around a block (`with span(...) as s:`); an exception is recorded on it and re-raised."""
     tracer = _configured_tracer()
     if tracer is None:
-        yield _NO_SPAN
-        return
-    with tracer.start_as_current_span(name, attributes=dict(attributes or {})) as current:
-        yield current
+        return _NO_SPAN
+    return tracer.start_as_current_span(name, attributes=dict(attributes or {}))
