@@ -105,8 +105,8 @@ async def run_demo(database: Path | None, *, console: Console | None = None) -> 
         return 1
     console.print("[bold green]ok[/]: the server and Local gave the same result (terminal, text, tool calls, turns).")
     console.print(
-        "\nTo run on Claude Managed Agents instead, set ANTHROPIC_API_KEY and run for example:\n"
-        "  [cyan]loophost run --model claude-sonnet-4-6 --tools loophost.cli._demo:machine_info "
-        '"Which Python runs on my machine?"[/]'
+        "\nTo run on Claude Managed Agents instead, set ANTHROPIC_API_KEY, then for example:\n"
+        '  [cyan]loophost run --model claude-sonnet-4-6 "Hello from my machine"[/]\n'
+        "  [cyan]python examples/claude.py[/]   (a local tool and structured output)"
     )
     return 0
