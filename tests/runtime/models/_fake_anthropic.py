@@ -9,8 +9,6 @@ recorded for assertions.
 
 from __future__ import annotations
 
-import json
-from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,11 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ._fake_http_server import FakeReply, RecordedRequest
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+from ._fake_http_server import FakeReply, ScriptedFake, dumps
 
 
 def _words(value: Any) -> int:
@@ -37,37 +31,17 @@ def _words(value: Any) -> int:
     return 0
 
 
-class FakeAnthropic:
+class FakeAnthropic(ScriptedFake):
     """State and ASGI app of the fake."""
 
     def __init__(self) -> None:
-        self.requests: list[RecordedRequest] = []
-        self.replies: deque[FakeReply] = deque()
-        self._message_seq = 0
+        super().__init__()
         self.app = Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"])])
 
-    def reset(self) -> None:
-        self.requests.clear()
-        self.replies.clear()
-
-    def queue(self, *replies: FakeReply) -> None:
-        self.replies.extend(replies)
-
     async def _messages(self, request: Request) -> Response:
-        body = await request.json()
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.url.path,
-                query=request.url.query,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=body,
-            )
-        )
-        reply = self.replies.popleft() if self.replies else FakeReply(text="ok")
-        self._message_seq += 1
-        message_id = f"msg_fake{self._message_seq:06d}"
-        headers = {"request-id": f"req_fake{self._message_seq:06d}"}
+        body, reply, seq = await self.take(request)
+        message_id = f"msg_fake{seq:06d}"
+        headers = {"request-id": f"req_fake{seq:06d}"}
         if reply.error_status is not None:
             error = {
                 "type": "error",
@@ -99,7 +73,7 @@ class FakeAnthropic:
     @staticmethod
     def _output_tokens(reply: FakeReply) -> int:
         words = len((reply.text or "").split())
-        words += sum(len(name.split()) + len(_dumps(args).split()) for _, name, args in reply.tool_calls)
+        words += sum(len(name.split()) + len(dumps(args).split()) for _, name, args in reply.tool_calls)
         return max(words, 1)
 
     @staticmethod
@@ -126,7 +100,7 @@ class FakeAnthropic:
 
     async def _events(self, message_id: str, model: str, reply: FakeReply, input_tokens: int) -> AsyncIterator[bytes]:
         def event(name: str, data: dict[str, Any]) -> bytes:
-            return f"event: {name}\ndata: {_dumps(data)}\n\n".encode()
+            return f"event: {name}\ndata: {dumps(data)}\n\n".encode()
 
         start: dict[str, Any] = {
             "id": message_id,
@@ -164,7 +138,7 @@ class FakeAnthropic:
         for call_id, name, args in reply.tool_calls:
             block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
             yield event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
-            raw = _dumps(args)
+            raw = dumps(args)
             for piece in ["", *_chunks(raw, 7)]:
                 delta = {"type": "input_json_delta", "partial_json": piece}
                 yield event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})

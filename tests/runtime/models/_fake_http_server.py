@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from starlette.requests import Request
 from starlette.types import ASGIApp
 
 
@@ -48,6 +51,42 @@ def tool_call_reply(call_id: str, name: str, args: dict[str, Any], text: str | N
 
 def error_reply(status: int, error_type: str, message: str) -> FakeReply:
     return FakeReply(error_status=status, error_type=error_type, error_message=message)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, as the providers send it."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+class ScriptedFake:
+    """What every provider fake shares: replies queued by the test, every request recorded for assertions."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.replies: deque[FakeReply] = deque()
+        self._seq = 0
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.replies.clear()
+
+    def queue(self, *replies: FakeReply) -> None:
+        self.replies.extend(replies)
+
+    async def take(self, request: Request) -> tuple[dict[str, Any], FakeReply, int]:
+        """Record `request`; its body, the reply to give (default: text "ok") and its 1-based number."""
+        body = await request.json()
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.url.path,
+                query=request.url.query,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+            )
+        )
+        self._seq += 1
+        return body, self.replies.popleft() if self.replies else FakeReply(text="ok"), self._seq
 
 
 class LoopbackServer:

@@ -9,8 +9,6 @@ are queued by the test; every request is recorded for assertions.
 
 from __future__ import annotations
 
-import json
-from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,14 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ._fake_http_server import FakeReply, RecordedRequest
+from ._fake_http_server import FakeReply, ScriptedFake, dumps
 
 _CREATED = 1_763_600_000
 _FINGERPRINT = "fp_fake0001"
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _words(messages: list[dict[str, Any]]) -> int:
@@ -40,37 +34,17 @@ def _words(messages: list[dict[str, Any]]) -> int:
     return words
 
 
-class FakeOpenAI:
+class FakeOpenAI(ScriptedFake):
     """State and ASGI app of the fake."""
 
     def __init__(self) -> None:
-        self.requests: list[RecordedRequest] = []
-        self.replies: deque[FakeReply] = deque()
-        self._seq = 0
+        super().__init__()
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
 
-    def reset(self) -> None:
-        self.requests.clear()
-        self.replies.clear()
-
-    def queue(self, *replies: FakeReply) -> None:
-        self.replies.extend(replies)
-
     async def _completions(self, request: Request) -> Response:
-        body = await request.json()
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.url.path,
-                query=request.url.query,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=body,
-            )
-        )
-        reply = self.replies.popleft() if self.replies else FakeReply(text="ok")
-        self._seq += 1
-        completion_id = f"chatcmpl-fake{self._seq:06d}"
-        headers = {"x-request-id": f"req_fake{self._seq:06d}"}
+        body, reply, seq = await self.take(request)
+        completion_id = f"chatcmpl-fake{seq:06d}"
+        headers = {"x-request-id": f"req_fake{seq:06d}"}
         if reply.error_status is not None:
             error = {
                 "error": {
@@ -97,7 +71,7 @@ class FakeOpenAI:
     @staticmethod
     def _completion_tokens(reply: FakeReply) -> int:
         words = len((reply.text or "").split())
-        words += sum(len(name.split()) + len(_dumps(args).split()) for _, name, args in reply.tool_calls)
+        words += sum(len(name.split()) + len(dumps(args).split()) for _, name, args in reply.tool_calls)
         return max(words, 1)
 
     @staticmethod
@@ -128,7 +102,7 @@ class FakeOpenAI:
         }
         if reply.tool_calls:
             message["tool_calls"] = [
-                {"id": call_id, "type": "function", "function": {"name": name, "arguments": _dumps(args)}}
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": dumps(args)}}
                 for call_id, name, args in reply.tool_calls
             ]
         return {
@@ -166,7 +140,7 @@ class FakeOpenAI:
             }
             if include_usage:
                 data["usage"] = chunk_usage
-            return f"data: {_dumps(data)}\n\n".encode()
+            return f"data: {dumps(data)}\n\n".encode()
 
         def delta(payload: dict[str, Any], finish_reason: str | None = None) -> list[dict[str, Any]]:
             return [{"index": 0, "delta": payload, "logprobs": None, "finish_reason": finish_reason}]
@@ -187,7 +161,7 @@ class FakeOpenAI:
                 "function": {"name": name, "arguments": ""},
             }
             yield chunk(delta({"tool_calls": [opening]}))
-            raw = _dumps(args)
+            raw = dumps(args)
             for start in range(0, len(raw), 7):
                 piece = {"index": index, "function": {"arguments": raw[start : start + 7]}}
                 yield chunk(delta({"tool_calls": [piece]}))
