@@ -157,7 +157,7 @@ class Confined:
         parent, name = posixpath.split(sandbox)
         if not name or name in (".", ".."):
             raise ToolError(f"{sandbox} is not a file path")
-        dir_fd, dir_real = self._make_dirs(parent)
+        dir_fd, dir_real = self.make_dirs(parent)
         try:
             target = posixpath.join(dir_real, name)
             if not self.writable(target):
@@ -211,8 +211,11 @@ class Confined:
         while view:
             view = view[os.write(fd, view) :]
 
-    def _make_dirs(self, directory: str) -> tuple[int, str]:
-        """Open `directory`, creating the missing components inside the sandbox (each resolved in the root)."""
+    def make_dirs(self, directory: str, *, privileged: bool = False) -> tuple[int, str]:
+        """Open `directory`, creating the missing components inside the sandbox (each resolved in the root).
+
+        Tools may only create directories where the agent may write; the runtime itself (`privileged`, placing
+        a file resource) may create them anywhere in the session's tree."""
         root = self._root_fd()
         try:
             current = os.open(f"/proc/self/fd/{root}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -227,7 +230,7 @@ class Confined:
                     nxt = openat2(root, prefix.lstrip("/"), os.O_PATH | os.O_DIRECTORY)
                 except FileNotFoundError:
                     parent = self.path_of(current)
-                    if not self.writable(posixpath.join(parent, part)):
+                    if not privileged and not self.writable(posixpath.join(parent, part)):
                         raise ToolError(f"{posixpath.join(parent, part)}: cannot create a directory here") from None
                     os.mkdir(part, 0o755, dir_fd=current)
                     nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=current)

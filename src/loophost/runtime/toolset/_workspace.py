@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._confine import OUTPUTS, TMP, UPLOADS, WORKSPACE, Confined, ToolError, openat2
+from ._confine import OUTPUTS, TMP, UPLOADS, WORKSPACE, Confined, ToolError
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
@@ -115,27 +115,13 @@ def place_mount(dirs: SessionDirs, mount_path: str, content: bytes) -> None:
     confined = Confined(dirs.fs)
     sandbox = confined.normalize(mount_path)
     parent, name = sandbox.rsplit("/", 1)
-    root = os.open(dirs.fs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        current = os.open(f"/proc/self/fd/{root}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    finally:
-        os.close(root)
+        current, _ = confined.make_dirs(parent, privileged=True)
+    except ToolError as exc:
+        raise ToolError(f"cannot mount a file at {mount_path}: {exc}") from None
+    except OSError as exc:
+        raise ToolError(f"cannot mount a file at {mount_path}: {exc.strerror}") from None
     try:
-        prefix = ""
-        for part in [p for p in parent.split("/") if p]:
-            prefix = f"{prefix}/{part}"
-            root = os.open(dirs.fs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                nxt = openat2(root, prefix.lstrip("/"), os.O_PATH | os.O_DIRECTORY)
-            except FileNotFoundError:
-                os.mkdir(part, 0o755, dir_fd=current)
-                nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=current)
-            except OSError as exc:
-                raise ToolError(f"cannot mount a file at {mount_path}: {exc.strerror}") from None
-            finally:
-                os.close(root)
-            os.close(current)
-            current = nxt
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         dir_fd = os.open(f"/proc/self/fd/{current}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
