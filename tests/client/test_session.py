@@ -348,3 +348,19 @@ async def test_opentelemetry_spans_for_the_run_each_turn_and_each_tool(host: Hos
     tools = {s.attributes["gen_ai.tool.name"]: s.attributes["loophost.tool.is_error"] for s in spans["loophost.tool"]}
     assert tools == {"add": False, "explode": True}
     assert all(s.parent is not None and s.parent.span_id == run_span.context.span_id for s in spans["loophost.turn"])
+
+
+async def test_a_handler_class_hooks_run_on_its_instance(host: Host) -> None:
+    class Watcher:
+        seen: list[str] = []
+
+        def add(self, a: int, b: int) -> int:
+            """Add two integers."""
+            return a + b
+
+        def on_event(self, event: dict[str, Any]) -> None:
+            self.seen.append(event["type"])
+
+    result = await loophost.arun(host.provider, model="scripted", handler=Watcher, prompt='call add {"a": 1, "b": 1}')
+    assert result.text == "add: 2"
+    assert Watcher.seen == [e["type"] for e in result.events]

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _telemetry
 from ._results import Confirmation, ToolResult, ToolSpec, ToolUse
-from ._tools import Tool, ToolCallContext, ToolOutcome, dispatch_function, tools_of
+from ._tools import Tool, ToolCallContext, ToolOutcome, _to_text, dispatch_function, tools_of
 
 __all__ = ("ConfirmHook", "ToolRunner")
 
@@ -39,9 +39,10 @@ class ToolRunner:
     ) -> None:
         if inspect.isclass(handler):
             handler = handler()
+        self.handler = handler
         self.tools: dict[str, Tool] = {t.name: t for t in [*tools_of(handler), *extra]}
         self._dispatch = dispatch_function(handler)
-        self._confirm = confirm if confirm is not None else _hook(handler, "confirm")
+        self._confirm = confirm if confirm is not None else self.hook("confirm")
         self._context = context
         self._provider = provider
         self._limit = asyncio.Semaphore(max_concurrency)
@@ -50,6 +51,14 @@ class ToolRunner:
         self.session_id = ""
         self.executions: dict[str, int] = {}
         """How many times each tool-use id was executed here (always 1: a diagnostic for tests and logs)."""
+
+    def hook(self, name: str) -> Any:
+        """The handler object's `name` method (`confirm`, `on_event`), if it has one; lists and functions have none."""
+        handler = self.handler
+        if handler is None or isinstance(handler, list | tuple | Tool) or inspect.isfunction(handler):
+            return None
+        method = getattr(handler, name, None)
+        return method if callable(method) else None
 
     @property
     def specs(self) -> tuple[ToolSpec, ...]:
@@ -144,17 +153,8 @@ def _confirmation(tool_use_id: str, verdict: Any) -> Confirmation:
 
 def _dispatch_outcome(value: Any) -> ToolOutcome:
     """A dispatch callable returns text, `(ok, text)`, or raises."""
-    from ._tools import _to_text
-
     if isinstance(value, ToolOutcome):
         return value
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], bool):
         return ToolOutcome(_to_text(value[1]), is_error=not value[0])
     return ToolOutcome(_to_text(value))
-
-
-def _hook(handler: Any, name: str) -> Any:
-    if handler is None or isinstance(handler, list | tuple | Tool) or inspect.isfunction(handler):
-        return None
-    hook = getattr(handler, name, None)
-    return hook if callable(hook) else None

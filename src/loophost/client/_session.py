@@ -75,9 +75,12 @@ class _Request:
         self.turns += 1
         self.usage.add(turn.usage)
         self.events.extend(turn.events)
-        known = {use.id for use in self.tool_uses}
-        self.tool_uses.extend(use for use in turn.tool_uses if use.id not in known)
+        self.add_tool_uses(turn.tool_uses)
         self.server_tool_uses.extend(turn.server_tool_uses)
+
+    def add_tool_uses(self, uses: Sequence[ToolUse]) -> None:
+        known = {use.id for use in self.tool_uses}
+        self.tool_uses.extend(use for use in uses if use.id not in known)
 
     def result(self, turn: TurnResult, session_id: str, output: Any) -> SessionResult:
         return SessionResult(
@@ -141,7 +144,7 @@ class Session:
             max_concurrency=max_concurrency,
             extra=[self._output.tool] if self._output is not None else [],
         )
-        self._on_event = on_event if on_event is not None else _handler_hook(handler, "on_event")
+        self._on_event = on_event if on_event is not None else self.tools.hook("on_event")
         self._turn_guard = turn_guard
         self._request = OpenRequest(
             session_id=session_id,
@@ -266,7 +269,7 @@ class Session:
                 turn_input = await self._answer(uses, gated)
                 if self._output is not None and self._output.exhausted:
                     self._output.fail(conn.session_id)
-                request.tool_uses.extend(u for u in uses if u.id not in {k.id for k in request.tool_uses})
+                request.add_tool_uses(uses)  # those recovered from the history, when the turn named none
                 continue
             if turn.terminal == "end_turn" and self._output is not None and not self._output.has_value:
                 if reprompts < self._output.max_retries:
@@ -438,10 +441,3 @@ def _unanswered(turn_input: TurnInput, answered: frozenset[str]) -> TurnInput | 
         confirmations=tuple(c for c in turn_input.confirmations if c.tool_use_id not in answered),
     )
     return None if trimmed.is_empty() else trimmed
-
-
-def _handler_hook(handler: Any, name: str) -> Any:
-    if handler is None or isinstance(handler, list | tuple) or inspect.isfunction(handler):
-        return None
-    hook = getattr(handler, name, None)
-    return hook if callable(hook) else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_type_hints
 
@@ -191,9 +191,6 @@ def _to_text(value: Any) -> str:
         return to_json(value).decode()
     except Exception:
         return json.dumps(value, default=str)
-
-
-ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
 
 
 def tools_of(handler: Any) -> list[Tool]:

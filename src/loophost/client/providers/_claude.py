@@ -113,10 +113,8 @@ class _HttpControl:
         """One API call with retries on transient failures (only when repeating it is safe)."""
         attempt = 0
         while True:
-            sent = False
             try:
                 request = self._client.build_request(method, path, json=body, params=params, headers=headers)
-                sent = True
                 response = await self._client.send(request)
             except httpx2.TransportError as exc:
                 connected = not isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
@@ -125,7 +123,7 @@ class _HttpControl:
                     await asyncio.sleep(min(0.5 * 2**attempt, 8.0))
                     continue
                 raise ConnectionLost(
-                    f"{method} {path}: {type(exc).__name__}: {exc}", delivered=None if sent and connected else False
+                    f"{method} {path}: {type(exc).__name__}: {exc}", delivered=None if connected else False
                 ) from exc
             if response.status_code < 400:
                 return response.json() if response.content else {}

@@ -71,9 +71,12 @@ class Local(CMAHost):
             await runtime.close()
 
     def cache_scope(self) -> str:
-        ident = f"runtime-{id(self._given)}" if self._given is not None else os.path.abspath(self.database)
-        if self.database == ":memory:" and self._given is None:
-            ident = f"memory-{id(self._runtime)}"
+        if self._given is not None:
+            ident = f"runtime-{id(self._given)}"
+        elif self.database == ":memory:":
+            ident = f"memory-{id(self._runtime)}"  # each in-memory runtime is a host of its own
+        else:
+            ident = os.path.abspath(self.database)
         return f"local:{ident}:{self.workspace}"
 
     def control(self) -> ControlPlane:
