@@ -132,24 +132,24 @@ def mean_body_bytes(events: Sequence[NewEvent]) -> float:
 async def prefill(store: SQLiteStore, session_id: str, events: Sequence[NewEvent], *, batch: int = 2000) -> None:
     """Append `events` fast: many events per `commit_session` call (one transaction each)."""
     for start in range(0, len(events), batch):
-        await store.append_events(session_id, events[start : start + batch])
+        await store.commit_session(session_id, expected_revision=None, events=events[start : start + batch])
 
 
 async def append_concurrently(
     store: SQLiteStore, plan: Sequence[tuple[str, Sequence[NewEvent]]], *, per_append: int = 1
 ) -> tuple[float, array[float]]:
     """One task per `(session_id, events)` entry, each appending its events `per_append` at a time (one at a time
-    by default) and awaiting every ack. Returns the wall time from start to the last ack (s) and every append's
-    ack latency (s)."""
+    by default) through `commit_session`, the runtime's write path, and awaiting every ack. Returns the wall time
+    from start to the last ack (s) and every append's ack latency (s)."""
     latencies: array[float] = array("d")
     clock = time.perf_counter
 
     async def appender(session_id: str, events: Sequence[NewEvent]) -> None:
-        commit = store.append_events
+        commit = store.commit_session
         record = latencies.append
         for start in range(0, len(events), per_append):
             started = clock()
-            await commit(session_id, events[start : start + per_append])
+            await commit(session_id, expected_revision=None, events=events[start : start + per_append])
             record(clock() - started)
 
     started = clock()

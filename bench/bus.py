@@ -17,7 +17,7 @@ from ._report import Metric, latency_ms, metric
 
 @benchmark("bus.fanout")
 async def fanout(ctx: Context) -> AsyncIterator[Metric]:
-    """1 session x 100 `stream_log` readers while one appender commits N events, one commit per event."""
+    """1 session x 100 `stream_log` readers while one appender commits N events, one `commit_session` each."""
     subscribers = 100
     n = ctx.size(20_000, 2_000)
     history = make_events(100, seed=20, tag="h")
@@ -77,16 +77,16 @@ async def fanout(ctx: Context) -> AsyncIterator[Metric]:
         readers = [asyncio.create_task(reader()) for _ in range(subscribers)]
         # One event every reader must see before timing starts: after it, all of them are in the live phase
         # (a reader not yet subscribed when it commits gets it from the log replay instead).
-        await store.append_events(session, (warm_event,))
+        await store.commit_session(session, expected_revision=None, events=(warm_event,))
         await asyncio.wait_for(all_ready.wait(), timeout=60)
         live_phase = True
         ctx.log(f"{subscribers} readers live; appending {n:,} events")
 
-        commit = store.append_events
+        commit = store.commit_session
         first_append = clock()
         for event in events:
             sent[event.id] = clock()
-            await commit(session, (event,))
+            await commit(session, expected_revision=None, events=(event,))
         appended = clock()
         await asyncio.wait_for(asyncio.gather(*readers), timeout=300)
         elapsed = last_delivery - first_append

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any, Literal
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 import loophost
 from loophost.client import ToolCallContext, ToolUse, tools_of
 from loophost.client._runner import ToolRunner
+from loophost.client._tools import Tool, ToolOutcome
 
 
 class Unit(Enum):
@@ -138,6 +140,78 @@ async def test_runner_bounds_concurrency_and_keeps_call_order() -> None:
     results = await runner.run([ToolUse(f"id{n}", "step", {"n": n}) for n in range(12)])
     assert [r.text for r in results] == [str(n) for n in range(12)]
     assert peak == 3
+
+
+class _Broken(Tool):
+    """A tool whose machinery itself fails (not the function: its exceptions are error outcomes already)."""
+
+    async def call(self, tool_input: Mapping[str, Any], ctx: ToolCallContext) -> ToolOutcome:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("broken below the tool")
+
+
+async def test_runner_answers_a_call_that_raises_with_an_error_and_its_siblings_still_finish() -> None:
+    finished: list[str] = []
+
+    async def slow(tag: str) -> str:
+        await asyncio.sleep(0.1)
+        finished.append(tag)
+        return tag
+
+    runner = ToolRunner([slow, _Broken("broken", "Breaks.", lambda: None)])
+    uses = [ToolUse("u1", "slow", {"tag": "a"}), ToolUse("u2", "broken", {}), ToolUse("u3", "slow", {"tag": "b"})]
+    results = await asyncio.wait_for(runner.run(uses), 10)
+    assert [(r.tool_use_id, r.is_error) for r in results] == [("u1", False), ("u2", True), ("u3", False)]
+    assert results[1].text == "Tool 'broken' failed: RuntimeError: broken below the tool"
+    assert sorted(finished) == ["a", "b"]  # the failure cancelled neither sibling
+    assert await runner.run(uses[1:2]) == results[1:2]  # the error is the id's answer: it never runs again
+    assert runner.executions == {"u1": 1, "u2": 1, "u3": 1}
+
+
+async def test_cancelling_a_run_cancels_and_awaits_its_calls() -> None:
+    started = asyncio.Event()
+    cleaned: list[str] = []
+
+    async def hang(tag: str) -> str:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.05)  # cleanup that takes a while: run() must not return before it is done
+            cleaned.append(tag)
+        return tag
+
+    runner = ToolRunner([hang])
+    run = asyncio.create_task(runner.run([ToolUse("u1", "hang", {"tag": "a"}), ToolUse("u2", "hang", {"tag": "b"})]))
+    await asyncio.wait_for(started.wait(), 10)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert sorted(cleaned) == ["a", "b"]
+
+
+async def test_a_joined_call_whose_owner_is_cancelled_answers_with_an_error() -> None:
+    """Two requests name the same id; the one running it is cancelled: the other gets an answer, not a
+    cancellation that was never its own."""
+    started = asyncio.Event()
+
+    async def hang() -> str:
+        started.set()
+        await asyncio.sleep(3600)
+        return "never"
+
+    runner = ToolRunner([hang])
+    use = ToolUse("toolu_1", "hang", {})
+    owner = asyncio.create_task(runner.run([use]))
+    await asyncio.wait_for(started.wait(), 10)
+    joiner = asyncio.create_task(runner.run([use]))
+    await asyncio.sleep(0.05)  # the joiner waits on the running call
+    owner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await owner
+    (result,) = await asyncio.wait_for(joiner, 10)
+    assert result.is_error and result.text == "Tool 'hang' was cancelled before it finished."
+    assert runner.executions == {"toolu_1": 1}
 
 
 async def test_confirm_hook_verdicts() -> None:

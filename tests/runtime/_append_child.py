@@ -1,4 +1,4 @@
-"""Child process for the crash tests: append bursts and print each event id once its append is acknowledged."""
+"""Child process for the crash tests: commit events in bursts, printing each event id once its commit is acked."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ async def main(path: str, sessions: int) -> None:
         while True:
             event_id = f"sevt_{worker}_{i}"
             body = '{"id": "%s", "type": "agent.message", "processed_at": null}' % event_id
-            await store.append_events(f"sesn_{worker % sessions}", [NewEvent(event_id, "agent.message", None, body)])
+            event = NewEvent(event_id, "agent.message", None, body)
+            await store.commit_session(f"sesn_{worker % sessions}", expected_revision=None, events=[event])
             out.write(f"ack {worker % sessions} {event_id}\n")
             out.flush()
             i += 1

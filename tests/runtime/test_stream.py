@@ -61,7 +61,9 @@ async def _scenario(ops: list[Op], buffer_limit: int) -> None:
                 if kind == "append":
                     batch = [event(f"{total}_{i}") for i in range(n)]
                     total += n
-                    pending_appends.append(asyncio.create_task(store.append_events("sesn_1", batch)))
+                    pending_appends.append(
+                        asyncio.create_task(store.commit_session("sesn_1", expected_revision=None, events=batch))
+                    )
                 elif kind in ("reader", "short_reader"):
                     committed = await store.last_seq("sesn_1")
                     assert committed is not None
@@ -138,7 +140,9 @@ async def test_stream_ends_after_a_terminal_event(tmp_path: Path) -> None:
                 got.append(ev.type)
 
         task = asyncio.create_task(read())
-        await store.append_events("sesn_1", [event(2, "session.status_terminated"), event(3)])
+        await store.commit_session(
+            "sesn_1", expected_revision=None, events=[event(2, "session.status_terminated"), event(3)]
+        )
         await asyncio.wait_for(task, 5)
         assert got == ["agent.message", "session.status_terminated"]
     finally:

@@ -119,7 +119,14 @@ _CLOSED = object()
 
 class LiveSession:
     """A session that stays open for follow-ups. Its one driver task is owned here: started on enter,
-    cancelled and awaited on exit; requests run one at a time, in the order they were sent."""
+    cancelled and awaited on exit; requests run one at a time, in the order they were sent.
+
+    A request that fails with a `ClientError` fails alone: its error is delivered like a result and the session
+    goes on. Anything else that ends the driver (a bug in a hook or the guard, an unexpected exception of the
+    provider) ends the live session: the failure, a `ClientError` chained to its cause, is delivered to
+    `next_result` / `async for` and `on_error`, raised by every later `message`, and raised by `close` (and so on
+    leaving `async with`) unless the caller has already been handed it. Nobody waits on a driver that is gone.
+    """
 
     def __init__(
         self,
@@ -136,6 +143,8 @@ class LiveSession:
         self._on_error = on_error
         self._driver: asyncio.Task[None] | None = None
         self._first = prompt
+        self._failure: ClientError | None = None
+        self._failure_raised = False
 
     @property
     def session_id(self) -> str | None:
@@ -144,6 +153,7 @@ class LiveSession:
     async def __aenter__(self) -> LiveSession:
         await self.session.open()
         self._driver = asyncio.create_task(self._drive(), name=f"loophost-live-{self.session.session_id}")
+        self._driver.add_done_callback(self._driver_ended)
         if self._first is not None or self.session.connection.resumed:
             self._inbox.put_nowait(self._first)
         return self
@@ -151,30 +161,50 @@ class LiveSession:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.close()
+        await self._close(raise_failure=exc is None)  # never mask what the block raised (the failure is logged)
 
     async def close(self) -> None:
-        """Stop the driver (a request in flight is abandoned; the host session stays) and disconnect."""
+        """Stop the driver (a request in flight is abandoned; the host session stays) and disconnect.
+
+        Raises the live session's failure (see the class) if the driver failed and nobody was handed it yet.
+        """
+        await self._close(raise_failure=True)
+
+    async def _close(self, *, raise_failure: bool) -> None:
         driver, self._driver = self._driver, None
         if driver is not None:
-            driver.cancel()
-            await asyncio.wait([driver])  # it ends cancelled; its outcome is not ours to raise
+            if not driver.cancel():  # it had ended by itself: its done callback may not have run yet
+                self._fail(driver)
+            await asyncio.wait([driver])
+            if not driver.cancelled():  # it did not end by our cancellation (it raised while unwinding)
+                self._fail(driver)
         self._outbox.put_nowait(_CLOSED)
         await self.session.close()
+        if raise_failure and self._failure is not None and not self._failure_raised:
+            self._failure_raised = True
+            raise self._failure
 
     async def message(self, text: str) -> None:
-        """Queue a follow-up user message; its result arrives like every other."""
+        """Queue a follow-up user message; its result arrives like every other.
+
+        Raises the live session's failure once its driver has failed, `ClientError` when it is not open.
+        """
+        if self._failure is not None:
+            self._failure_raised = True
+            raise self._failure
         if self._driver is None:
             raise ClientError("the live session is not open")
         await self._inbox.put(text)
 
     async def next_result(self) -> SessionResult:
-        """The next terminal (raises the request's error if it failed)."""
+        """The next terminal (raises the request's error if it failed, or the live session's failure)."""
         item = await self._outbox.get()
         if item is _CLOSED:
             self._outbox.put_nowait(_CLOSED)
             raise SessionClosed("the live session is closed", session_id=self.session_id)
         if isinstance(item, BaseException):
+            if item is self._failure:
+                self._failure_raised = True
             raise item
         return item
 
@@ -195,13 +225,34 @@ class LiveSession:
                 result = await self.session.send(text)
             except ClientError as exc:
                 log.warning("live session %s: %s", self.session_id, exc)
-                self._outbox.put_nowait(exc)
-                if self._on_error is not None:
-                    self._call(self._on_error, exc)
+                self._deliver(exc)
                 continue
             self._outbox.put_nowait(result)
             if self._on_result is not None:
                 self._call(self._on_result, result)
+
+    def _driver_ended(self, driver: asyncio.Task[None]) -> None:
+        if driver is self._driver:  # not stopped by close(): it failed
+            self._fail(driver)
+
+    def _fail(self, driver: asyncio.Task[None]) -> None:
+        """The driver ended by itself: deliver why to everyone who waits on the live session (once)."""
+        if self._failure is not None:
+            return
+        cause: BaseException | None = asyncio.CancelledError() if driver.cancelled() else driver.exception()
+        what = f"{type(cause).__name__}: {cause}" if cause is not None else "it returned"
+        sid = self.session_id
+        failure = ClientError(f"live session {sid} stopped: its driver failed ({what})", session_id=sid)
+        failure.__cause__ = cause
+        log.error("live session %s stopped", sid, exc_info=cause)
+        self._failure = failure
+        self._deliver(failure)
+        self._outbox.put_nowait(_CLOSED)
+
+    def _deliver(self, error: ClientError) -> None:
+        self._outbox.put_nowait(error)
+        if self._on_error is not None:
+            self._call(self._on_error, error)
 
     @staticmethod
     def _call(callback: Callable[[Any], Any], value: Any) -> None:

@@ -2,6 +2,10 @@
 
 Calls run in parallel under a bound, results come back in call order, and nothing a tool does can hang or
 crash the session: exceptions, bad input and unknown names all become error results the model can read.
+
+Each `run` owns its calls: they are tasks of one `asyncio.TaskGroup`, so `run` returns only once every call has
+ended, and cancelling it cancels and awaits them all. A call never raises an `Exception` into the group (it becomes
+the call's error result), so one failing call cannot cancel its siblings.
 """
 
 from __future__ import annotations
@@ -72,30 +76,50 @@ class ToolRunner:
         ids = [use.id for use in uses]
         if len(set(ids)) != len(ids):
             log.warning("one turn names tool-use ids more than once: %s", ids)
-        return list(await asyncio.gather(*(self._once(use) for use in uses)))
+        async with asyncio.TaskGroup() as calls:
+            tasks = [calls.create_task(self._once(use), name=f"loophost-tool-{use.id}") for use in uses]
+        return [task.result() for task in tasks]
 
     async def _once(self, use: ToolUse) -> ToolResult:
+        """The result of `use`: the recorded one, the one of the same id running now, or a new run's.
+
+        Raises nothing but cancellation: whatever goes wrong in the call is its error result, recorded like
+        any other, so the id is never run again.
+        """
         done = self._done.get(use.id)
         if done is not None:
             return done
         running = self._running.get(use.id)
         if running is not None:
-            return await asyncio.shield(running)
+            return await self._join(use, running)
         future: asyncio.Future[ToolResult] = asyncio.get_running_loop().create_future()
         self._running[use.id] = future
         try:
             async with self._limit:
                 outcome = await self._execute(use)
-            result = ToolResult(use.id, outcome.text, outcome.is_error)
-            self._done[use.id] = result
-            future.set_result(result)
-            return result
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: whoever awaits it re-raises; nobody waiting is fine too
+        except Exception as exc:  # a bug below the tool (its own exceptions are error outcomes already)
+            log.exception("running tool %s (%s) failed", use.name, use.id)
+            outcome = ToolOutcome(f"Tool {use.name!r} failed: {type(exc).__name__}: {exc}", is_error=True)
+        except BaseException:
+            future.cancel()  # cancelled before it finished: nothing is recorded, and whoever joined it is told
             raise
         finally:
             del self._running[use.id]
+        result = self._done[use.id] = ToolResult(use.id, outcome.text, outcome.is_error)
+        future.set_result(result)
+        return result
+
+    @staticmethod
+    async def _join(use: ToolUse, running: asyncio.Future[ToolResult]) -> ToolResult:
+        """Wait for the run of the same id that another call started (shielded: leaving does not cancel it)."""
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if running.cancelled() and task is not None and not task.cancelling():
+                # the run we joined was cancelled, this call was not: answer, rather than leak its cancellation
+                return ToolResult(use.id, f"Tool {use.name!r} was cancelled before it finished.", True)
+            raise
 
     async def _execute(self, use: ToolUse) -> ToolOutcome:
         self.executions[use.id] = self.executions.get(use.id, 0) + 1

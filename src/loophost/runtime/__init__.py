@@ -1,4 +1,5 @@
-"""The managed-agent runtime: durable sessions, event logs with replay, and the agent loop on pydantic-ai.
+"""The managed-agent runtime: durable sessions, event logs with replay, and the turn engine on pydantic-ai's
+model layer.
 
 A library first: `async with Runtime.from_url("sqlite:///loophost.db") as rt: ...`. The HTTP server is a thin
 layer over this package.
@@ -15,11 +16,10 @@ from ._errors import (
     StoreClosed,
 )
 from ._events import EventPage
-from ._interface import ManagedAgentRuntime
 from ._runtime import Runtime
 from ._sessions import SessionState
 from ._stream import LogStream
-from .agent import AgentLoopConfig, BuiltinTool, ToolContext, ToolOutput
+from .engine import AgentLoopConfig, BuiltinTool, ToolContext, ToolOutput
 from .store import SQLiteStore, Store, StoredEvent, open_store
 
 DEFAULT_WORKSPACE = "default"
@@ -33,7 +33,6 @@ __all__ = [
     "EventPage",
     "InvalidRequest",
     "LogStream",
-    "ManagedAgentRuntime",
     "NotFound",
     "PayloadTooLarge",
     "Runtime",

@@ -10,11 +10,12 @@ from typing import Any
 from .. import wire
 from ._bus import StreamItem
 from ._clock import now
-from ._core import LoadedSession, SessionInternal
 from ._cursors import check_limit, decode, encode, integer
 from ._errors import Conflict, CursorOutOfRange, InvalidRequest, NotFound
 from ._sessions import SessionsMixin
+from ._state import SessionInternal, start_next_turn
 from ._stream import LogStream, open_log_stream
+from ._writer import Change, LoadedSession
 from .store import EventQuery, IdempotencyRecord, NewEvent, StoredEvent
 
 QUEUED_TYPES = frozenset({"user.message", "user.define_outcome", "system.message"})
@@ -44,7 +45,7 @@ class EventsMixin(SessionsMixin):
             raise InvalidRequest("events must hold at least one event", code="empty_events")
         if idempotency_key is None:
             return await self._send_events(workspace, session_id, events, None)
-        await self.load_session(workspace, session_id)  # the key is scoped to a session the caller can see
+        await self.read_session(workspace, session_id)  # the key is scoped to a session the caller can see
         try:
             return await self._send_events(workspace, session_id, events, idempotency_key)
         except (InvalidRequest, Conflict):
@@ -67,45 +68,66 @@ class EventsMixin(SessionsMixin):
             loaded = await self.load_session(workspace, session_id)
             if loaded.session.archived_at is not None:
                 raise Conflict(f"session {session_id!r} is archived; it accepts no events", code="archived")
-            if loaded.session.status == "terminated":
+            if loaded.status == "terminated":
                 raise Conflict(f"session {session_id!r} is terminated; it accepts no events", code="terminated")
-            internal = loaded.internal.model_copy(deep=True)
-            was_interrupting = internal.interrupt_requested
+            before = loaded.internal
+            internal = before.model_copy(
+                update={
+                    "queue": list(before.queue),
+                    "attached": dict(before.attached),
+                    "pending": {k: v.model_copy() for k, v in before.pending.items()},
+                    "turn": before.turn.model_copy() if before.turn is not None else None,
+                }
+            )
             self_hosted = any(e.type == "user.tool_result" for e in events) and await self._self_hosted(loaded)
             was_open = _open_ids(internal)
             echoes: list[wire.SessionEvent] = []
             for param in events:
                 previous = echoes[-1] if echoes else None
                 echoes.append(self._accept(loaded, internal, param, self_hosted=self_hosted, previous=previous))
-            stored_events: list[NewEvent] = [self.new_event(e) for e in echoes]
+            status: wire.SessionStatus | None = None
+            taken: list[str] = []
+            announce: list[wire.SessionEvent] = []
             still_open = _open_ids(internal)
-            if still_open and still_open != was_open and not internal.interrupt_requested:
+            if was_open and not still_open and internal.pending and not internal.interrupt_requested:
+                # every pending tool use is answered: the turn goes on (the worker resumes it)
+                status = "running"
+                announce.append(_status_running(self.event_id()))
+            elif loaded.status == "idle" and (started := start_next_turn(internal)) is not None:
+                # input that will be processed moves the session to running in the same commit
+                internal, taken = started
+                status = "running"
+                processed_at = wire.utcnow()
+                echoes = [e.model_copy(update={"processed_at": processed_at}) if e.id in taken else e for e in echoes]
+                announce.append(_status_running(self.event_id()))
+            elif still_open and still_open != was_open and not internal.interrupt_requested:
                 # a partial answer: the session stays blocked on the rest, and says which
-                idle = wire.parse_event(
-                    {
-                        "id": self.event_id(),
-                        "type": "session.status_idle",
-                        "processed_at": wire.utcnow(),
-                        "stop_reason": {"type": "requires_action", "event_ids": still_open},
-                        "stop_details": None,
-                    }
+                announce.append(
+                    wire.parse_event(
+                        {
+                            "id": self.event_id(),
+                            "type": "session.status_idle",
+                            "processed_at": wire.utcnow(),
+                            "stop_reason": {"type": "requires_action", "event_ids": still_open},
+                            "stop_details": None,
+                        }
+                    )
                 )
-                stored_events.append(self.new_event(idle))
+            stored_events: list[NewEvent] = [self.new_event(e) for e in [*echoes, *announce]]
             idempotency = None
             if idempotency_key is not None:
-                response = json.dumps([json.loads(e.body) for e in stored_events])
+                response = json.dumps([json.loads(e.body) for e in stored_events[: len(echoes)]])
                 idempotency = IdempotencyRecord(idempotency_key, response)
             try:
-                await self.commit(loaded, internal=internal, events=stored_events, idempotency=idempotency)
+                await self.commit(
+                    loaded, Change(events=stored_events, status=status, internal=internal, idempotency=idempotency)
+                )
             except Conflict as exc:
                 if exc.code != "idempotent_replay" or idempotency_key is None:
                     raise
                 cached = await self.store.get_idempotency(session_id, idempotency_key)
                 assert cached is not None
                 return [wire.parse_event(e) for e in json.loads(cached)]
-        if internal.interrupt_requested and not was_interrupting:
-            self.on_interrupt(session_id)
-        self.on_input(session_id)
         return echoes
 
     def _accept(
@@ -120,24 +142,23 @@ class EventsMixin(SessionsMixin):
         """Validate one sent event against the session's state and record its effect on `internal`."""
         ts = now()
         kind = param.type
+        if kind == "system.message":  # validated to follow the event it accompanies
+            if previous is not None and previous.type in QUEUED_TYPES:
+                event = self.echo_event(param, processed_at=None)  # processed with its input
+                internal.attached[previous.id] = event.id
+                return event
+            event = self.echo_event(param, processed_at=ts)  # behind a tool result: joins the turn in progress
+            if internal.turn is not None:
+                internal.turn.system_id = event.id
+            return event
         if kind in QUEUED_TYPES:
-            # `processed_at` is null while the input is queued behind earlier input (spec §5.1); with nothing ahead
-            # the worker takes it right away. A system.message is processed with the input it accompanies.
-            if kind == "system.message":  # validated to follow the event it accompanies
-                processed_at = previous.processed_at if previous is not None else None
-            else:
-                nothing_ahead = (
-                    loaded.session.status == "idle"
-                    and not internal.queue
-                    and not internal.pending
-                    and not internal.paused
-                )
-                processed_at = ts if nothing_ahead else None
-            event = self.echo_event(param, processed_at=processed_at)
+            # `processed_at` stays null while the input is queued (spec §5.1); the input taken right away is
+            # marked processed in the same commit
+            event = self.echo_event(param, processed_at=None)
             internal.queue.append(event.id)
             return event
         if kind == "user.interrupt":
-            busy = loaded.session.status != "idle" or bool(internal.pending)
+            busy = loaded.status != "idle" or bool(internal.pending)
             internal.interrupt_requested = internal.interrupt_requested or busy
             return self.echo_event(param, processed_at=ts)
         if kind == "user.tool_result" and not self_hosted:
@@ -176,8 +197,10 @@ class EventsMixin(SessionsMixin):
                 code="already_answered",
                 pending_event_ids=open_ids,
             )
+        event = self.echo_event(param, processed_at=ts)
         pending.answer = answer
-        return self.echo_event(param, processed_at=ts)
+        pending.answer_event = event.id
+        return event
 
     async def _self_hosted(self, loaded: LoadedSession) -> bool:
         env = await self.store.get_environment(loaded.row.workspace, loaded.row.environment_id)
@@ -204,7 +227,7 @@ class EventsMixin(SessionsMixin):
         """The log in persisted order (`created_at[...]` filters compare `processed_at`)."""
         if order not in ("asc", "desc"):
             raise InvalidRequest("order must be 'asc' or 'desc'", code="invalid_order")
-        await self.load_session(workspace, session_id)
+        await self.read_session(workspace, session_id)
         descending = order == "desc"
         size = check_limit(limit, default=self.config.event_page_size, maximum=self.config.event_page_size)
         cursor = decode(page, descending=descending)
@@ -244,8 +267,7 @@ class EventsMixin(SessionsMixin):
         With `previews`, live `Preview`s of agent messages (`event_start`, `event_delta`) are interleaved.
         The caller owns the stream: iterate it, then `aclose()` it.
         """
-        if await self.store.get_session(workspace, session_id) is None:
-            raise NotFound(f"session {session_id!r} not found", resource="session")
+        await self.read_session(workspace, session_id)  # NotFound for another workspace's id
         if after_id is not None:
             found = await self.store.get_event(session_id, after_id)
             if found is None:
@@ -256,8 +278,11 @@ class EventsMixin(SessionsMixin):
             after_seq = found.seq
 
         async def finished() -> bool:
-            row = await self.store.get_session(workspace, session_id)
-            return row is None or row.status == "terminated"
+            try:
+                loaded = await self.read_session(workspace, session_id)
+            except NotFound:
+                return True
+            return loaded.status == "terminated"
 
         return await open_log_stream(
             self.store, self.bus, session_id, after_seq, is_finished=finished, previews=previews
@@ -282,6 +307,10 @@ class EventsMixin(SessionsMixin):
                 yield item
         finally:
             await stream.aclose()
+
+
+def _status_running(event_id: str) -> wire.SessionEvent:
+    return wire.parse_event({"id": event_id, "type": "session.status_running", "processed_at": wire.utcnow()})
 
 
 def _open_ids(internal: SessionInternal) -> list[str]:

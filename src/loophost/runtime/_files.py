@@ -102,7 +102,7 @@ class FilesMixin(RuntimeCore):
         """Store a file a session wrote (its `/mnt/session/outputs/`): scoped to the session, downloadable.
 
         The seam for the sandbox; the session must exist in the workspace."""
-        await self.load_session(workspace, session_id)
+        await self.read_session(workspace, session_id)
         return await self._store_file(
             workspace, filename, content, mime_type, scope_session_id=session_id, downloadable=True
         )

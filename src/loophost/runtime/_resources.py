@@ -23,6 +23,7 @@ from ._core import RuntimeCore
 from ._cursors import check_limit, decode, encode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
+from ._writer import Change
 from .store import Store
 from .store._records import SessionResourceRow
 
@@ -162,7 +163,7 @@ class ResourcesMixin(RuntimeCore):
             resources = [*current.resources, prepared.resource]
             updated = current.model_copy(update={"resources": resources, "updated_at": ts})
             try:
-                await self.commit(loaded, session=updated)
+                await self.commit(loaded, Change(document=updated))
             except BaseException:
                 await self.store.delete_session_resource(session_id, prepared.row.id)
                 raise
@@ -172,7 +173,7 @@ class ResourcesMixin(RuntimeCore):
         self, workspace: str, session_id: str, *, limit: int | None = None, page: str | None = None
     ) -> wire.CursorPage[Resource]:
         """In attachment order; every resource when `limit` is omitted (as the SDK documents)."""
-        resources = sorted((await self.load_session(workspace, session_id)).session.resources, key=_position)
+        resources = sorted((await self.read_session(workspace, session_id)).session.resources, key=_position)
         size = check_limit(limit, default=max(len(resources), 1), maximum=max(MAX_RESOURCES, len(resources)))
         after = keyset(decode(page, descending=False))
         if after is not None:
@@ -183,7 +184,7 @@ class ResourcesMixin(RuntimeCore):
         return wire.CursorPage[Resource](data=data, next_page=next_page)
 
     async def get_session_resource(self, workspace: str, session_id: str, resource_id: str) -> Resource:
-        session = (await self.load_session(workspace, session_id)).session
+        session = (await self.read_session(workspace, session_id)).session
         return _find(session, resource_id)
 
     async def update_session_resource(
@@ -214,7 +215,9 @@ class ResourcesMixin(RuntimeCore):
                 )
             )
             resources = [changed if r.id == resource_id else r for r in current.resources]
-            await self.commit(loaded, session=current.model_copy(update={"resources": resources, "updated_at": ts}))
+            await self.commit(
+                loaded, Change(document=current.model_copy(update={"resources": resources, "updated_at": ts}))
+            )
             return changed
 
     async def delete_session_resource(self, workspace: str, session_id: str, resource_id: str) -> wire.Deleted:
@@ -225,14 +228,16 @@ class ResourcesMixin(RuntimeCore):
             _find(current, resource_id)
             _check_writable(current)
             resources = [r for r in current.resources if r.id != resource_id]
-            await self.commit(loaded, session=current.model_copy(update={"resources": resources, "updated_at": now()}))
+            await self.commit(
+                loaded, Change(document=current.model_copy(update={"resources": resources, "updated_at": now()}))
+            )
             await self.store.delete_session_resource(session_id, resource_id)
         return wire.Deleted(id=resource_id, type="session_resource_deleted")
 
     async def resource_secret(self, workspace: str, session_id: str, resource_id: str) -> str | None:
         """The credential a resource was attached with (a repository token), for whatever mounts it.
         Never part of any wire object."""
-        session = (await self.load_session(workspace, session_id)).session
+        session = (await self.read_session(workspace, session_id)).session
         _find(session, resource_id)
         row = await self.store.get_session_resource(session_id, resource_id)
         return row.secret if row is not None else None

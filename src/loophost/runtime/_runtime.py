@@ -1,4 +1,5 @@
-"""`Runtime`: the default `ManagedAgentRuntime`, composed of a store and an event bus."""
+"""`Runtime`: the managed-agent runtime as a library: the services over one store, bus and session writer, and the
+session workers that run turns."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from ._environments import EnvironmentsMixin
 from ._events import EventsMixin
 from ._files import FilesMixin
 from ._resources import ResourcesMixin
-from .agent import AgentLoopConfig, BuiltinTool, SessionWorkers
+from .engine import AgentLoopConfig, BuiltinTool, SessionWorkers
 from .store import Store, open_store
 
 if TYPE_CHECKING:
@@ -48,7 +49,9 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
             toolset.bind(self)
             tools.update(toolset.tools())
         tools.update(builtin_tools or {})
-        self.workers = SessionWorkers(self, builtin_tools=tools, models=models, config=agent_loop)
+        self.workers = SessionWorkers(
+            self.writer, self.bus, store, builtin_tools=tools, models=models, config=agent_loop
+        )
 
     @classmethod
     def from_url(
@@ -87,12 +90,6 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
             if self.toolset is not None:
                 await self.toolset.close()
             await self.store.close()
-
-    def on_input(self, session_id: str) -> None:
-        self.workers.wake(session_id)
-
-    def on_interrupt(self, session_id: str) -> None:
-        self.workers.interrupt(session_id)
 
     async def on_session_archived(self, session_id: str) -> None:
         if self.toolset is not None:

@@ -7,11 +7,13 @@ from typing import Any
 
 from .. import wire
 from ._clock import now, rfc3339
-from ._core import RuntimeCore, SessionInternal
+from ._core import RuntimeCore
 from ._cursors import check_limit, decode, encode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
 from ._resources import prepare_resources
+from ._state import SessionInternal, start_next_turn
+from ._writer import Change, overlay
 from .store import ListQuery, SessionRow, StoredEvent
 
 ACTIVE_STATUSES = ("running", "rescheduling")
@@ -29,12 +31,6 @@ class SessionState:
 
 
 class SessionsMixin(RuntimeCore):
-    def on_input(self, session_id: str) -> None:
-        """Called after input was accepted for a session; the agent loop overrides it to wake a worker."""
-
-    def on_interrupt(self, session_id: str) -> None:
-        """Called after an interrupt was accepted for a busy session; the agent loop cancels the step in flight."""
-
     async def on_session_archived(self, session_id: str) -> None:
         """Called after a session was archived; the toolset kills the session's tool processes."""
 
@@ -92,32 +88,43 @@ class SessionsMixin(RuntimeCore):
             }
         )
         internal = SessionInternal()
-        initial = []
+        echoes = []
         for param in params.initial_events or []:
             event = self.echo_event(param, processed_at=None)
             internal.queue.append(event.id)
-            initial.append(self.new_event(event))
+            echoes.append(event)
+        status: wire.SessionStatus = "idle"
+        started = start_next_turn(internal)
+        if started is not None:  # the first input starts a turn at once: the session is created running
+            internal, taken = started
+            status = "running"
+            echoes = [e.model_copy(update={"processed_at": ts}) if e.id in taken else e for e in echoes]
+            echoes.append(
+                wire.parse_event({"id": self.event_id(), "type": "session.status_running", "processed_at": ts})
+            )
+        initial = [self.new_event(e) for e in echoes]
         row = SessionRow(
             workspace=workspace,
             id=session.id,
             agent_id=snapshot.id,
             agent_version=version,
             environment_id=params.environment_id,
-            status="idle",
+            status=status,
             created_at=rfc3339(ts),
             archived_at=None,
             revision=1,
             last_seq=0,
             body=session.model_dump_json(by_alias=True),
             internal=internal.model_dump_json(),
-            wants_worker=bool(initial),
+            wants_worker=status == "running",
+            updated_at=rfc3339(ts),
         )
         for prepared in attached:  # before the document that shows them (see _resources.py)
             await self.store.put_session_resource(prepared.row)
         await self.store.insert_session(row, initial)
-        if initial:
-            self.on_input(session.id)
-        return session
+        if started is not None and self.writer.waker is not None:
+            self.writer.waker(session.id, False)
+        return session.model_copy(update={"status": status})
 
     def echo_event(self, param: Any, *, processed_at: Any, **extra: Any) -> wire.SessionEvent:
         """The event a sent param becomes: same fields, plus a server id and `processed_at`."""
@@ -128,7 +135,7 @@ class SessionsMixin(RuntimeCore):
         return wire.parse_event(data)
 
     async def get_session(self, workspace: str, session_id: str) -> wire.Session:
-        return (await self.load_session(workspace, session_id)).session
+        return (await self.read_session(workspace, session_id)).session
 
     async def list_sessions(
         self,
@@ -179,7 +186,7 @@ class SessionsMixin(RuntimeCore):
             else None
         )
         return wire.BidirectionalPage[wire.Session](
-            data=[wire.Session.model_validate_json(r.body) for r in rows],
+            data=[overlay(wire.Session.model_validate_json(r.body), r) for r in rows],
             next_page=next_page,
             prev_page=prev_page,
         )
@@ -230,7 +237,7 @@ class SessionsMixin(RuntimeCore):
             event = wire.parse_event(
                 {"id": self.event_id(), "type": "session.updated", "processed_at": rfc3339(ts), **announce}
             )
-            await self.commit(loaded, session=updated, events=[self.new_event(event)])
+            await self.commit(loaded, Change(document=updated, events=[event]))
             return updated
 
     @staticmethod
@@ -251,17 +258,13 @@ class SessionsMixin(RuntimeCore):
             events = []
             if current.status != "terminated":
                 events.append(
-                    self.new_event(
-                        wire.parse_event(
-                            {
-                                "id": self.event_id(),
-                                "type": "session.status_terminated",
-                                "processed_at": rfc3339(ts),
-                            }
-                        )
+                    wire.parse_event(
+                        {"id": self.event_id(), "type": "session.status_terminated", "processed_at": rfc3339(ts)}
                     )
                 )
-            await self.commit(loaded, session=updated, events=events, archived_at=rfc3339(ts))
+            await self.commit(
+                loaded, Change(document=updated, status="terminated", events=events, archived_at=rfc3339(ts))
+            )
         await self.on_session_archived(session_id)
         return updated
 
@@ -272,7 +275,7 @@ class SessionsMixin(RuntimeCore):
                 raise Conflict(f"session {session_id!r} is running; interrupt it first", code="running")
             if not await self.store.delete_session(workspace, session_id):
                 raise NotFound(f"session {session_id!r} not found", resource="session")
-            self.live.pop(session_id, None)  # a worker still holding it exits at its next commit
+            self.writer.forget(session_id)  # a worker still driving it exits at its next commit
             ts = rfc3339(now())
             event_id = self.event_id()
             body = wire.parse_event({"id": event_id, "type": "session.deleted", "processed_at": ts})
@@ -294,17 +297,23 @@ class SessionsMixin(RuntimeCore):
     async def _set_paused(self, workspace: str, session_id: str, paused: bool) -> SessionState:
         async with self.locks.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
-            if loaded.session.archived_at is not None or loaded.session.status == "terminated":
+            if loaded.session.archived_at is not None or loaded.status == "terminated":
                 raise Conflict(f"session {session_id!r} is {_finished(loaded.session)}", code="terminated")
             if loaded.internal.paused != paused:
                 internal = loaded.internal.model_copy(update={"paused": paused})
-                await self.commit(loaded, internal=internal)
-        if not paused:
-            self.on_input(session_id)
+                change = Change(internal=internal)
+                started = start_next_turn(internal) if loaded.status == "idle" else None
+                if started is not None:  # resuming an idle session with queued input starts its next turn
+                    internal, taken = started
+                    running = wire.parse_event(
+                        {"id": self.event_id(), "type": "session.status_running", "processed_at": wire.utcnow()}
+                    )
+                    change = Change(internal=internal, status="running", events=[running], processed=taken)
+                await self.commit(loaded, change)
         return await self.status(workspace, session_id)
 
     async def status(self, workspace: str, session_id: str) -> SessionState:
-        loaded = await self.load_session(workspace, session_id)
+        loaded = await self.read_session(workspace, session_id)
         return SessionState(
             status=loaded.session.status,
             paused=loaded.internal.paused,

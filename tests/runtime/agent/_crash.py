@@ -21,7 +21,9 @@ from typing import Any
 
 from loophost import wire
 from loophost.runtime import Runtime, ToolContext, ToolOutput
-from loophost.runtime.agent._history import History, orphaned_calls
+from loophost.runtime.engine._history import History
+
+from ._history_checks import orphaned_calls
 
 WS = "ws_crash"
 SESSIONS = 3
@@ -202,7 +204,7 @@ async def recover_and_check(db: Path) -> TrialResult:
             assert any(e.seq > after and e.type == "agent.message" for e in tail), "no turn after the crash"
             events = (await rt.list_events(WS, session_id)).data
             assert [e.seq for e in events] == list(range(1, len(events) + 1))
-            history = History.from_entries(await rt.store.get_checkpoint(session_id))
+            history = await History.load(rt.store, session_id)
             result.orphaned_calls += orphaned_calls(history.messages)
         logged = set()
         for session_id in sessions:

@@ -66,9 +66,10 @@ async def test_input_accepted_before_a_worker_took_it_is_processed_after_a_resta
     bash = CountingTool()
     async with _runtime(tmp_path / "r.db", bash) as rt:
         sid = await session_with(rt)
-        rt.on_input = lambda session_id: None  # type: ignore[method-assign]  # the process dies before any worker
+        rt.writer.waker = None  # the process dies before any worker ran
         await rt.send_events(WS, sid, [message("accepted, never started")])
-        assert (await rt.status(WS, sid)).queued == 1
+        state = await rt.status(WS, sid)
+        assert (state.status, state.queued) == ("running", 0)  # taken into its turn in the commit that accepted it
     async with _runtime(tmp_path / "r.db", bash) as rt:
         events = await wait_for(rt, sid, 0)
         assert final_text(events) == "echo: accepted, never started"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,12 +18,14 @@ from pydantic_ai import (
     DeferredToolResults,
     ExternalToolset,
     ModelHTTPError,
+    ModelMessagesTypeAdapter,
     ModelRetry,
     PartDeltaEvent,
     TextPartDelta,
     ToolDefinition,
     ToolDenied,
 )
+from pydantic_ai.direct import model_request
 from pydantic_ai.exceptions import RunCancelled, ToolFailed
 from pydantic_ai.messages import (
     ModelMessage,
@@ -333,64 +338,159 @@ async def test_sleep_is_cancellable_by_run_cancel() -> None:
     assert isinstance(messages[0], ModelRequest)
 
 
+def _prompt(
+    text: str, *, session: str | None = None, input_id: str | None = None, at: datetime | None = None
+) -> list[ModelMessage]:
+    """A history of one user message (built `at` a time, or now); with `session`, tagged as the runtime does."""
+    metadata = None if session is None else {"loophost": {"session_id": session, "input_id": input_id}}
+    part = UserPromptPart(text) if at is None else UserPromptPart(text, timestamp=at)
+    return [ModelRequest(parts=[part], metadata=metadata)]
+
+
+_T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def _fails(model: ScriptedModel, history: list[ModelMessage]) -> int | None:
+    """The status of the error one direct model request raises, or `None` when it is answered."""
+    try:
+        await model_request(model, history)
+    except ModelHTTPError as error:
+        return error.status_code
+    return None
+
+
 async def test_fail_transient_fails_n_times_then_succeeds() -> None:
     agent = _agent()
-    prompt = "fail transient 2\nhello"
+    history = _prompt("fail transient 2\nhello")
     for _ in range(2):
         with pytest.raises(ModelHTTPError) as caught:
-            await agent.run(prompt)
+            await agent.run(message_history=history)
         assert caught.value.status_code == 529
         assert is_transient_model_error(caught.value)
         assert model_error_type(caught.value) == "model_overloaded_error"
-    result = await agent.run(prompt)
+    result = await agent.run(message_history=history)
     assert result.output == "echo: hello"
 
 
 async def test_fail_transient_counts_down_on_resume_from_the_same_history() -> None:
     """A runtime retry re-sends the checkpointed history (ending in the prompt) without a new prompt."""
     agent = _agent()
+    history = _prompt('fail transient 1\ncall add {"a": 1, "b": 1}')
     with pytest.raises(ModelHTTPError):
-        await agent.run('fail transient 1\ncall add {"a": 1, "b": 1}')
-    history: list[ModelMessage] = [ModelRequest(parts=[UserPromptPart('fail transient 1\ncall add {"a": 1, "b": 1}')])]
-    result = await agent.run(message_history=history)
+        await agent.run(message_history=history)
+    checkpoint = ModelMessagesTypeAdapter.validate_json(ModelMessagesTypeAdapter.dump_json(history))
+    result = await agent.run(message_history=checkpoint)
     assert result.output == "add: 2"  # the turn's later requests do not fail again
 
 
 async def test_fail_transient_streamed() -> None:
     agent = _agent()
+    history = _prompt("fail transient 1\nstreamed")
     with pytest.raises(ModelHTTPError) as caught:
-        async with agent.run_stream("fail transient 1\nstreamed") as stream:
+        async with agent.run_stream(message_history=history) as stream:
             await stream.get_output()
     assert is_transient_model_error(caught.value)
-    async with agent.run_stream("fail transient 1\nstreamed") as stream:
+    async with agent.run_stream(message_history=history) as stream:
         assert await stream.get_output() == "echo: streamed"
 
 
 async def test_fail_fatal_is_not_transient_and_happens_once() -> None:
     agent = _agent()
+    history = _prompt("fail fatal\nhello")
     with pytest.raises(ModelHTTPError) as caught:
-        await agent.run("fail fatal\nhello")
+        await agent.run(message_history=history)
     assert caught.value.status_code == 400
     assert not is_transient_model_error(caught.value)
     assert model_error_type(caught.value) == "model_request_failed_error"
-    result = await agent.run("fail fatal\nhello")
+    result = await agent.run(message_history=history)
     assert result.output == "echo: hello"
 
 
 async def test_failure_counts_are_per_model_instance() -> None:
+    history = _prompt("fail fatal\nx")
     with pytest.raises(ModelHTTPError):
-        await _agent(ScriptedModel()).run("fail fatal\nx")
+        await _agent(ScriptedModel()).run(message_history=history)
     with pytest.raises(ModelHTTPError):
-        await _agent(ScriptedModel()).run("fail fatal\nx")
+        await _agent(ScriptedModel()).run(message_history=history)
 
 
 async def test_resolved_scripted_model_is_shared_so_failures_count_down() -> None:
     assert resolve_model("scripted") is scripted_model()
-    prompt = "fail transient 1\nshared model test"
+    history = _prompt("fail transient 1\nshared model test")
     with pytest.raises(ModelHTTPError):
-        await Agent(resolve_model("scripted")).run(prompt)
-    result = await Agent(resolve_model("scripted")).run(prompt)
+        await Agent(resolve_model("scripted")).run(message_history=history)
+    result = await Agent(resolve_model("scripted")).run(message_history=history)
     assert result.output == "echo: shared model test"
+
+
+async def test_fail_fatal_is_per_session() -> None:
+    """Two sessions sending the same text as their first message each get their own failure."""
+    model = ScriptedModel()
+    a = _prompt("fail fatal\nhello", session="sesn_a", input_id="sevt_1")
+    b = _prompt("fail fatal\nhello", session="sesn_b", input_id="sevt_1")
+    assert await _fails(model, a) == 400
+    assert await _fails(model, b) == 400
+    assert await _fails(model, a) is None
+    assert await _fails(model, b) is None
+
+
+async def test_fail_fatal_is_per_message_of_a_session() -> None:
+    """The same text sent again in one session is a new message, with its own failure."""
+    model = ScriptedModel()
+    first = _prompt("fail fatal\nhello", session="sesn_a", input_id="sevt_1")
+    assert await _fails(model, first) == 400
+    assert await _fails(model, first) is None
+    again = _prompt("fail fatal\nhello", session="sesn_a", input_id="sevt_2")
+    assert await _fails(model, again) == 400
+
+
+async def test_retries_of_a_session_input_count_down_even_when_the_request_is_rebuilt() -> None:
+    """With the runtime's metadata the count follows (session, input), not the prompt part's timestamp."""
+    model = ScriptedModel()
+    statuses = [
+        await _fails(model, _prompt("fail transient 2\nhello", session="sesn_a", input_id="sevt_1", at=_T0 + delay))
+        for delay in (timedelta(0), timedelta(seconds=1), timedelta(seconds=2))
+    ]
+    assert statuses == [529, 529, None]
+
+
+async def test_without_metadata_separately_built_histories_each_fail() -> None:
+    model = ScriptedModel()
+    # built a microsecond apart (explicitly, so the test does not hang on the clock's resolution)
+    histories = [_prompt("fail fatal\nhello", at=_T0), _prompt("fail fatal\nhello", at=_T0 + timedelta(microseconds=1))]
+    assert [await _fails(model, h) for h in histories] == [400, 400]
+    assert [await _fails(model, h) for h in histories] == [None, None]
+
+
+async def test_fresh_agent_runs_of_the_same_text_each_fail() -> None:
+    agent = _agent()
+    for _ in range(2):
+        with pytest.raises(ModelHTTPError):
+            await agent.run("fail fatal\nhello")
+
+
+async def test_incomplete_metadata_counts_by_the_prompt_part() -> None:
+    model = ScriptedModel()
+    history = _prompt("fail fatal\nhello", session="sesn_a", at=_T0)
+    rebuilt = _prompt("fail fatal\nhello", session="sesn_a", at=_T0 + timedelta(seconds=1))
+    assert await _fails(model, history) == 400
+    assert await _fails(model, rebuilt) == 400  # no (session, input): a different prompt part, a new count
+    assert await _fails(model, history) is None
+
+
+def test_failure_counts_are_thread_safe() -> None:
+    model = ScriptedModel()
+    history = _prompt("fail transient 5\nhello", session="sesn_a", input_id="sevt_1")
+    barrier = threading.Barrier(16)
+
+    def one_request() -> int | None:
+        barrier.wait()
+        return asyncio.run(_fails(model, history))
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(lambda _: one_request(), range(16)))
+    assert statuses.count(529) == 5
+    assert statuses.count(None) == 11
 
 
 async def test_usage_is_deterministic_word_counts() -> None:

@@ -32,7 +32,7 @@ async def test_seqs_start_at_one_and_have_no_holes_under_concurrency(store: Stor
 
     async def appender(worker: int) -> None:
         for i in range(25):
-            await store.append_events("sesn_1", [event(f"{worker}_{i}")])
+            await store.commit_session("sesn_1", expected_revision=None, events=[event(f"{worker}_{i}")])
 
     await asyncio.gather(*(appender(w) for w in range(20)))
     events = await store.list_events("sesn_1", EventQuery(limit=10_000))
@@ -48,7 +48,7 @@ async def test_commit_listener_sees_every_event_once_in_commit_order(store: Stor
     await store.insert_session(session_row("sesn_b"))
     await asyncio.gather(
         *(
-            store.append_events(sid, [event(f"{sid}_{i}_x"), event(f"{sid}_{i}_y")])
+            store.commit_session(sid, expected_revision=None, events=[event(f"{sid}_{i}_x"), event(f"{sid}_{i}_y")])
             for i in range(30)
             for sid in ("sesn_a", "sesn_b")
         )
@@ -58,35 +58,35 @@ async def test_commit_listener_sees_every_event_once_in_commit_order(store: Stor
         assert seqs == list(range(1, 61))
 
 
-async def test_a_failing_append_fails_alone_within_its_batch(store: Store) -> None:
+async def test_a_failing_commit_fails_alone_within_its_batch(store: Store) -> None:
     await store.insert_session(session_row("sesn_a"))
     await store.insert_session(session_row("sesn_b"))
     results = await asyncio.gather(
-        store.append_events("sesn_a", [event("a1")]),
-        store.append_events("sesn_a", [event("a1")]),  # the same event id again in that log: rejected
-        store.append_events("sesn_gone", [event("g1")]),  # no such session
-        store.append_events("sesn_b", [event("b2"), event("b3")]),
+        store.commit_session("sesn_a", expected_revision=None, events=[event("a1")]),
+        store.commit_session("sesn_a", expected_revision=None, events=[event("a1")]),  # the same event id: rejected
+        store.commit_session("sesn_gone", expected_revision=None, events=[event("g1")]),  # no such session
+        store.commit_session("sesn_b", expected_revision=None, events=[event("b2"), event("b3")]),
         return_exceptions=True,
     )
-    assert [e.seq for e in results[0]] == [1]  # type: ignore[union-attr]
+    assert [e.seq for e in results[0][1]] == [1]  # type: ignore[index]
     assert isinstance(results[1], Exception)
     assert isinstance(results[2], StaleWrite)
-    assert [e.seq for e in results[3]] == [1, 2]  # type: ignore[union-attr]
+    assert [e.seq for e in results[3][1]] == [1, 2]  # type: ignore[index]
     assert [e.id for e in await store.list_events("sesn_b", EventQuery())] == ["sevt_b2", "sevt_b3"]
     assert [e.id for e in await store.list_events("sesn_a", EventQuery())] == ["sevt_a1"]
 
 
-async def test_appends_and_session_commits_keep_commit_order(store: Store) -> None:
+async def test_concurrent_commits_keep_the_order_they_were_made_in(store: Store) -> None:
     await store.insert_session(session_row())
     ops = []
     for i in range(20):
-        if i % 3 == 0:
-            ops.append(store.commit_session("sesn_1", expected_revision=None, events=[event(f"c{i}")]))
-        else:
-            ops.append(store.append_events("sesn_1", [event(f"p{i}")]))
-    await asyncio.gather(*ops)
-    ids = [e.id for e in await store.list_events("sesn_1", EventQuery())]
-    assert ids == [f"sevt_{'c' if i % 3 == 0 else 'p'}{i}" for i in range(20)]
+        change = SessionChange(status="running") if i % 3 == 0 else None  # some change the row, all append
+        ops.append(store.commit_session("sesn_1", expected_revision=None, change=change, events=[event(i)]))
+    results = await asyncio.gather(*ops)
+    assert [stored[0].seq for _, stored in results] == list(range(1, 21))
+    assert [e.id for e in await store.list_events("sesn_1", EventQuery())] == [f"sevt_{i}" for i in range(20)]
+    row = await store.get_session("ws", "sesn_1")
+    assert row is not None and row.revision == 1 + 7
 
 
 async def test_session_change_and_its_events_commit_together(store: Store) -> None:
@@ -109,7 +109,7 @@ async def test_stale_revision_writes_nothing_and_spares_the_rest_of_the_batch(st
     stale = store.commit_session(
         "sesn_1", expected_revision=7, change=SessionChange(status="running"), events=[event("stale")]
     )
-    fine = store.append_events("sesn_1", [event("fine")])
+    fine = store.commit_session("sesn_1", expected_revision=None, events=[event("fine")])
     results = await asyncio.gather(stale, fine, return_exceptions=True)
     assert isinstance(results[0], StaleWrite)
     events = await store.list_events("sesn_1", EventQuery())
@@ -193,8 +193,6 @@ async def test_delete_session_removes_its_log(store: Store) -> None:
     assert await store.last_seq("sesn_1") is None
     with pytest.raises(StaleWrite):
         await store.commit_session("sesn_1", expected_revision=None, events=[event(3)])
-    with pytest.raises(StaleWrite):
-        await store.append_events("sesn_1", [event(4)])
 
 
 async def test_agent_versions_are_immutable_and_cas_guarded(store: Store) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,15 @@ async def test_refuses_a_database_from_a_newer_loophost(tmp_path: Path) -> None:
 async def test_replay_query_uses_the_seq_index(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "a.db")
     await store.open()
-    try:
-        plan = store.explain_events_query()
+    try:  # the statement `list_events` runs for a replay page (after a seq, ascending)
+        conn = sqlite3.connect(store.path)
+        rows = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT seq, id, type, processed_at, body FROM events "
+            "WHERE session_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?",
+            ("x", 0, 10),
+        ).fetchall()
+        conn.close()
+        plan = " | ".join(str(r[-1]) for r in rows)
     finally:
         await store.close()
     assert "USING INDEX events_by_seq" in plan and "seq>?" in plan.replace(" ", "")
@@ -75,11 +83,21 @@ async def test_a_second_owner_of_the_file_is_refused(tmp_path: Path) -> None:
 
 
 async def test_the_wal_stays_bounded_under_sustained_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A PASSIVE checkpoint never lets a WAL under constant writes start over; the writer's restart does."""
+    """A PASSIVE checkpoint never lets a WAL under constant writes start over; the writer's restart does, on the
+    writer thread (the event loop never waits for it)."""
     from loophost.runtime.store import _sqlite_engine
 
     monkeypatch.setattr(_sqlite_engine, "WAL_RESET_BYTES", 256 * 1024)
     monkeypatch.setattr(_sqlite_engine, "CHECKPOINT_INTERVAL", 0.02)
+    loop_thread = threading.current_thread()
+    restarted_on: list[threading.Thread] = []
+    reset_wal = _sqlite_engine.SQLiteEngine._reset_wal
+
+    def recording_reset_wal(engine: _sqlite_engine.SQLiteEngine) -> None:
+        restarted_on.append(threading.current_thread())
+        reset_wal(engine)
+
+    monkeypatch.setattr(_sqlite_engine.SQLiteEngine, "_reset_wal", recording_reset_wal)
     store = SQLiteStore(tmp_path / "wal.db")
     await store.open()
     try:
@@ -87,7 +105,8 @@ async def test_the_wal_stays_bounded_under_sustained_writes(tmp_path: Path, monk
         body = "x" * 2000
         largest = 0
         for i in range(1500):  # ~3 MB of events, written without pause
-            await store.append_events("sesn_1", [NewEvent(f"sevt_{i}", "agent.message", None, body)])
+            event = NewEvent(f"sevt_{i}", "agent.message", None, body)
+            await store.commit_session("sesn_1", expected_revision=None, events=[event])
             if i % 50 == 0:
                 await asyncio.sleep(0)
                 largest = max(largest, (tmp_path / "wal.db-wal").stat().st_size)
@@ -95,3 +114,5 @@ async def test_the_wal_stays_bounded_under_sustained_writes(tmp_path: Path, monk
         assert len(await store.list_events("sesn_1", EventQuery(limit=5000))) == 1500
     finally:
         await store.close()
+    assert restarted_on, "the WAL never restarted"
+    assert loop_thread not in restarted_on, "a RESTART checkpoint ran on the event loop"

@@ -60,14 +60,31 @@ _RETRY_FEEDBACK_FRAMING: str = getattr(
 
 _DELTA = re.compile(r"\s*\S+\s*|\s+")
 
+_METADATA_KEY = "loophost"
+"""`ModelRequest.metadata[_METADATA_KEY]` holds `session_id` and `input_id` when the runtime sent the prompt."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Prompt:
-    """The newest user message and where it sits in the history."""
+    """The newest user message, where it sits in the history, and whose it is."""
 
     index: int
     """Index of the `ModelRequest` holding it, or -1 when there is none."""
     text: str
+    timestamp: datetime | None = None
+    """The prompt part's timestamp (set when the part was built, kept by checkpoints)."""
+    origin: tuple[str, str] | None = None
+    """`(session_id, input_id)` from the request's `loophost` metadata, when the runtime set it."""
+
+    def failure_key(self) -> str:
+        """What failures are counted by: the session's input, else this exact prompt part in its history."""
+        if self.origin is not None:
+            session_id, input_id = self.origin
+            identity: list[Any] = ["input", session_id, input_id]
+        else:
+            stamp = self.timestamp.isoformat() if self.timestamp is not None else None
+            identity = ["prompt", self.index, self.text, stamp]
+        return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +111,18 @@ def _is_users_own(part: UserPromptPart) -> bool:
     return type(part) is UserPromptPart and not _user_text(part).lstrip().startswith(_RETRY_FEEDBACK_FRAMING)
 
 
+def _origin(request: ModelRequest) -> tuple[str, str] | None:
+    """`(session_id, input_id)` from `request.metadata["loophost"]`, or `None` when it is absent or malformed."""
+    loophost = (request.metadata or {}).get(_METADATA_KEY)
+    if not isinstance(loophost, dict):
+        return None
+    fields = cast("dict[str, Any]", loophost)
+    session_id, input_id = fields.get("session_id"), fields.get("input_id")
+    if isinstance(session_id, str) and session_id and isinstance(input_id, str) and input_id:
+        return session_id, input_id
+    return None
+
+
 def _newest_prompt(messages: Sequence[ModelMessage]) -> _Prompt:
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
@@ -101,7 +130,7 @@ def _newest_prompt(messages: Sequence[ModelMessage]) -> _Prompt:
             continue
         for part in reversed(message.parts):
             if isinstance(part, UserPromptPart) and _is_users_own(part):
-                return _Prompt(index, _user_text(part))
+                return _Prompt(index, _user_text(part), part.timestamp, _origin(message))
     return _Prompt(-1, "")
 
 
@@ -164,10 +193,10 @@ class ScriptedModel(Model):
       Tool call ids are `call_<index of the response in history>_<n>`, unique in a conversation.
     - `sleep MS`: wait MS milliseconds (`asyncio.sleep`, so cancellable) before answering, on every
       model request made for this message.
-    - `fail transient N`: the next N model requests for this message raise a retryable overloaded error,
-      `ModelHTTPError` with status 529 (also a `ModelOverloadedError`).
-    - `fail fatal`: the next model request for this message raises an unrecoverable error,
-      `ModelHTTPError` with status 400 (also a `ModelRequestRejectedError`).
+    - `fail transient N`: the next N model requests of this session for this message raise a retryable
+      overloaded error, `ModelHTTPError` with status 529 (also a `ModelOverloadedError`).
+    - `fail fatal`: the next model request of this session for this message raises an unrecoverable
+      error, `ModelHTTPError` with status 400 (also a `ModelRequestRejectedError`).
     - `then`: the lines after it are the next step, played once the previous step's calls have their
       results (`call a {}` / `then` / `call b {}` calls a, then b, then answers `b: <result>`).
     - `output {json}`: when the run expects structured output, answer with it (through the first output
@@ -180,11 +209,15 @@ class ScriptedModel(Model):
     tokens are the words of the instructions, system, user and tool-result text sent; output tokens the
     words of the reply (tool name plus JSON-dumped input for a call); both at least 1.
 
-    Failures are counted in this instance per user message, keyed by its text and its position in the
-    history, so a retry of the same request (or a fresh run of the same first prompt) counts down and the
-    N+1st request proceeds. Share one instance (as `resolve_model` does) for the count to survive
-    re-resolving the model between attempts. Two conversations sending the same text at the same position
-    share a count.
+    Failures are counted in this instance (thread-safely) per user message. When the `ModelRequest`
+    holding the newest user prompt carries `metadata={"loophost": {"session_id": ..., "input_id": ...}}`
+    (the runtime sets it; pydantic-ai never sends metadata to a model), the message is that input of that
+    session: two sessions sending the same text each get their own failures. Without it (pydantic-ai's
+    `Agent`, `pydantic_ai.direct`), the message is the prompt part itself: its position in the history,
+    its text and its timestamp, so only a re-send of the same history (the same objects, or a checkpoint
+    of them) counts down; a freshly built prompt, even with the same text, starts a new count. Either way a
+    retry of the same request counts down and the N+1st request proceeds. Share one instance (as
+    `resolve_model` does) for the count to survive re-resolving the model between attempts.
     """
 
     _announces_lookalike_notes: ClassVar[bool] = False
@@ -277,9 +310,7 @@ class ScriptedModel(Model):
         return _Plan(parts=parts, finish_reason=finish_reason, usage=usage)
 
     def _maybe_fail(self, prompt: _Prompt, script: Script) -> None:
-        key = hashlib.sha256(
-            json.dumps([prompt.index, prompt.text]).encode(),
-        ).hexdigest()
+        key = prompt.failure_key()
         with self._failures_lock:
             seen = self._failures_seen.get(key, 0)
             failure = script.failure_at(seen)
@@ -367,12 +398,6 @@ class ScriptedModel(Model):
         if script.output is not None and params.output_mode in ("native", "prompted"):
             return [TextPart(script.output)]
         return [TextPart(text)]
-
-    @property
-    def failure_counts(self) -> dict[str, int]:
-        """Failures raised so far per user message key (for tests and debugging)."""
-        with self._failures_lock:
-            return dict(self._failures_seen)
 
 
 def _call_rounds(messages: Sequence[ModelMessage], prompt_index: int, output_tool_names: set[str]) -> int:

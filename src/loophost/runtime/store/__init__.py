@@ -15,6 +15,7 @@ from ._records import (
     SessionResourceRow,
     SessionRow,
     StoredEvent,
+    TokenCounts,
 )
 from ._sqlite import SQLiteStore
 from ._sqlite_engine import DatabaseInUse
@@ -53,5 +54,6 @@ __all__ = [
     "SessionRow",
     "Store",
     "StoredEvent",
+    "TokenCounts",
     "open_store",
 ]

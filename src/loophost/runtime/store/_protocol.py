@@ -1,7 +1,8 @@
 """The `Store` contract every backend (SQLite now, PostgreSQL later) implements.
 
 Rules every backend keeps, and that the contract tests in tests/runtime/store check:
-- an event is committed before `append`/`commit_session` returns and before any commit listener sees it;
+- an event is committed before the write that appends it (`insert_session`, `commit_session`) returns and before
+  any commit listener sees it;
 - events of one session get seqs 1, 2, 3 … with no hole, in commit order;
 - a session change and the events announcing it commit in one transaction;
 - commit listeners are called in commit order, on the event loop, once per committed batch.
@@ -84,16 +85,15 @@ class Store(Protocol):
         if the key exists). Returns the new revision and the stored events."""
         ...
 
-    async def append_events(self, session_id: str, events: Sequence[NewEvent]) -> list[StoredEvent]:
-        """Append to the log with no other change (the hot path: batched with concurrent appends).
-        `StaleWrite` if the session no longer exists."""
-        ...
-
     async def delete_session(self, workspace: str, session_id: str) -> bool: ...
 
     # the event log
     async def list_events(self, session_id: str, query: EventQuery) -> list[StoredEvent]: ...
     async def get_event(self, session_id: str, event_id: str) -> StoredEvent | None: ...
+    async def get_events(self, session_id: str, event_ids: Sequence[str]) -> list[StoredEvent]:
+        """The events of the session's log with these ids (those that exist), in log order."""
+        ...
+
     async def last_seq(self, session_id: str) -> int | None:
         """None when the session does not exist."""
         ...

@@ -53,6 +53,18 @@ class EnvironmentRow:
     body: str
 
 
+class TokenCounts(NamedTuple):
+    """Token counters of a session (or what one model response adds to them)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+_NO_TOKENS = TokenCounts()
+
+
 @dataclass(frozen=True, slots=True)
 class SessionRow:
     """A session's document plus the columns the store filters and compares on.
@@ -75,6 +87,10 @@ class SessionRow:
     """Runtime-owned state that is not on the wire (queued input, pending actions, pause), as JSON."""
     wants_worker: bool = False
     """The runtime's flag for sessions that have work to resume after a restart (queued input, a running turn)."""
+    updated_at: str | None = None
+    """Kept as a column, like `status` and `usage`: a step changes them without rewriting `body`."""
+    usage: TokenCounts = _NO_TOKENS
+    """The session's token counters; `body`'s `usage` is stale once a step has added to these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +116,9 @@ class SessionChange:
     wants_worker: bool | None = None
     checkpoint: CheckpointWrite | None = None
     """The agent core's state, committed with the events of the step that produced it."""
+    updated_at: str | None = None
+    usage: TokenCounts | None = None
+    """Added to the session's counters (never a rewrite of the document)."""
 
 
 @dataclass(frozen=True, slots=True)

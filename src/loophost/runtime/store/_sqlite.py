@@ -25,6 +25,7 @@ from ._records import (
     SessionResourceRow,
     SessionRow,
     StoredEvent,
+    TokenCounts,
 )
 from ._sqlite_engine import SeqAllocator, SessionGone, SQLiteEngine, append_rows
 from ._sqlite_schema import migrate
@@ -32,7 +33,8 @@ from ._sqlite_schema import migrate
 _EVENT_COLS = "seq, id, type, processed_at, body"
 _SESSION_COLS = (
     "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision,"
-    " (SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.session_id = sessions.id), body, internal, wants_worker"
+    " (SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.session_id = sessions.id), body, internal, wants_worker,"
+    " updated_at, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens"
 )
 # `content` is the last column of `files` and is never selected here: SQLite then never reads its overflow pages
 _FILE_COLS = (
@@ -41,12 +43,45 @@ _FILE_COLS = (
 _RESOURCE_COLS = "session_id, id, type, created_at, body, secret"
 _SESSION_INSERT_COLS = (
     "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision, body,"
-    " internal, wants_worker"
+    " internal, wants_worker, updated_at"
 )
 
 
 def _session(row: sqlite3.Row | tuple[Any, ...]) -> SessionRow:
-    return SessionRow(*row)
+    (
+        workspace,
+        session_id,
+        agent_id,
+        version,
+        env_id,
+        status,
+        created_at,
+        archived_at,
+        revision,
+        last_seq,
+        body,
+        internal,
+        wants_worker,
+        updated_at,
+        *usage,
+    ) = row
+    return SessionRow(
+        workspace,
+        session_id,
+        agent_id,
+        version,
+        env_id,
+        status,
+        created_at,
+        archived_at,
+        revision,
+        last_seq,
+        body,
+        internal,
+        bool(wants_worker),
+        updated_at,
+        TokenCounts(*usage),
+    )
 
 
 def _file(row: sqlite3.Row | tuple[Any, ...]) -> FileRow:
@@ -259,7 +294,7 @@ class SQLiteStore:
     async def insert_session(self, row: SessionRow, events: Sequence[NewEvent] = ()) -> list[StoredEvent]:
         def fn(conn: sqlite3.Connection) -> tuple[list[StoredEvent], Sequence[StoredEvent]]:
             conn.execute(
-                f"INSERT INTO sessions ({_SESSION_INSERT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO sessions ({_SESSION_INSERT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     row.workspace,
                     row.id,
@@ -273,6 +308,7 @@ class SQLiteStore:
                     row.body,
                     row.internal,
                     int(row.wants_worker),
+                    row.updated_at,
                 ),
             )
             stored = _append_guarded(conn, self._engine.seqs, row.id, events)
@@ -360,6 +396,7 @@ class SQLiteStore:
                     ("body", change.body),
                     ("status", change.status),
                     ("internal", change.internal),
+                    ("updated_at", change.updated_at),
                 ):
                     if value is not None:
                         sets.append(f"{column} = ?")
@@ -370,6 +407,11 @@ class SQLiteStore:
                 if change.wants_worker is not None:
                     sets.append("wants_worker = ?")
                     args.append(int(change.wants_worker))
+                if change.usage is not None:
+                    for column, added in zip(TokenCounts._fields, change.usage, strict=True):
+                        if added:
+                            sets.append(f"{column} = {column} + ?")
+                            args.append(added)
                 if change.checkpoint is not None:
                     _write_checkpoint(conn, session_id, change.checkpoint)
                 conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?", (*args, session_id))
@@ -385,10 +427,6 @@ class SQLiteStore:
             return (revision, stored), stored
 
         return await self._engine.write(fn)
-
-    async def append_events(self, session_id: str, events: Sequence[NewEvent]) -> list[StoredEvent]:
-        # a coroutine like every other write, so writes are queued in the order their callers run
-        return await self._engine.append(session_id, events)
 
     async def delete_session(self, workspace: str, session_id: str) -> bool:
         def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
@@ -427,6 +465,17 @@ class SQLiteStore:
             order = "DESC" if query.descending else "ASC"
             sql = f"SELECT {_EVENT_COLS} FROM events WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?"
             return [StoredEvent(session_id, *r) for r in conn.execute(sql, args)]
+
+        return await self._engine.read(fn)
+
+    async def get_events(self, session_id: str, event_ids: Sequence[str]) -> list[StoredEvent]:
+        def fn(conn: sqlite3.Connection) -> list[StoredEvent]:
+            found: list[StoredEvent] = []
+            for start in range(0, len(event_ids), 500):
+                chunk = event_ids[start : start + 500]
+                sql = f"SELECT {_EVENT_COLS} FROM events WHERE session_id = ? AND id IN ({','.join('?' * len(chunk))})"
+                found.extend(StoredEvent(session_id, *r) for r in conn.execute(sql, (session_id, *chunk)))
+            return sorted(found, key=lambda e: e.seq)
 
         return await self._engine.read(fn)
 
@@ -592,19 +641,6 @@ class SQLiteStore:
             return cur.rowcount == 1, ()
 
         return await self._engine.write(fn)
-
-    def explain_events_query(self) -> str:
-        """The query plan of the replay query, for the index check in the tests."""
-        conn = sqlite3.connect(self.path)
-        try:
-            rows = conn.execute(
-                f"EXPLAIN QUERY PLAN SELECT {_EVENT_COLS} FROM events WHERE session_id = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?",
-                ("x", 0, 10),
-            ).fetchall()
-            return " | ".join(str(r[-1]) for r in rows)
-        finally:
-            conn.close()
 
 
 def _append_guarded(

@@ -2,13 +2,15 @@
 
 SQLite WAL allows one writer at a time, so every write funnels through one writer task. Writes that arrive while
 a transaction is in flight are collected and applied together in the next one: one commit (one fsync with
-`synchronous=FULL`) for the whole batch. Each operation runs inside its own SAVEPOINT, so one failing operation
-rolls back alone and the rest of the batch still commits.
+`synchronous=FULL`) for the whole batch. Each write runs inside its own SAVEPOINT, so one failing write rolls back
+alone and the rest of the batch still commits.
 
 Where the writer runs: with `synchronous=NORMAL` (the default) a WAL commit does not wait for the disk, so the
 batch is applied on the event loop itself, which saves two thread hand-offs per batch and the GIL contention
 between the threads (a batch is capped, and the writer yields between batches). With `FULL` every commit waits
-for an fsync, so batches run on a dedicated writer thread and the loop never blocks on the disk.
+for an fsync, so batches run on a dedicated writer thread and the loop never blocks on the disk. In both modes
+the RESTART checkpoint that lets a large WAL start over runs on the writer thread, awaited by the writer task, so
+it never blocks the loop and no write runs beside it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, NamedTuple, TypeVar
 
-from .._errors import StaleWrite, StoreClosed
+from .._errors import StoreClosed
 from ._records import NewEvent, StoredEvent
 
 T = TypeVar("T")
@@ -35,16 +37,15 @@ _MAX_BATCH = 512
 
 
 class _Op(NamedTuple):
-    """A queued write: a function to run in the transaction, or a plain append (`append` = (session, events)),
-    which is batched with its neighbours into one statement per table. (A NamedTuple: one is built per write.)"""
+    """A queued write: a function to run in the transaction and the future of its caller. (A NamedTuple: one is
+    built per write.)"""
 
-    fn: WriteFn[Any] | None
+    fn: WriteFn[Any]
     future: asyncio.Future[Any]
-    append: tuple[str, Sequence[NewEvent]] | None = None
 
 
 class SessionGone(Exception):
-    """Raised into a plain append whose session no longer exists (the store turns it into `StaleWrite`)."""
+    """Raised by `SeqAllocator.reserve` when the session does not exist (the store turns it into `StaleWrite`)."""
 
 
 class SeqAllocator:
@@ -110,9 +111,9 @@ def connect(path: str, *, synchronous: str, autocheckpoint: bool = True) -> sqli
 CHECKPOINT_INTERVAL = 0.5
 """Seconds between background PASSIVE WAL checkpoints (they copy frames without blocking anyone)."""
 WAL_RESET_BYTES = 64 * 1024 * 1024
-"""Past this WAL size the writer runs a RESTART checkpoint after its batch. Under sustained writes a PASSIVE
-checkpoint never lets the WAL start over (new frames keep arriving), so without this the file grows without bound;
-after the background passes, few frames are left to copy and the restart is quick."""
+"""Past this WAL size the writer runs a RESTART checkpoint after its batch, on the writer thread. Under sustained
+writes a PASSIVE checkpoint never lets the WAL start over (new frames keep arriving), so without this the file grows
+without bound; after the background passes, few frames are left to copy and the restart is quick."""
 
 
 class SQLiteEngine:
@@ -213,15 +214,6 @@ class SQLiteEngine:
         self._submit(_Op(fn, future))
         return await future
 
-    def append(self, session_id: str, events: Sequence[NewEvent]) -> asyncio.Future[list[StoredEvent]]:
-        """Append events to a session's log with no other change: the hot path, batched across callers.
-
-        Returns the future of the commit (no coroutine layer): it fails with `StaleWrite` if the session is gone.
-        """
-        future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
-        self._submit(_Op(None, future, (session_id, events)))
-        return future
-
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         pending = self._pending
@@ -254,11 +246,8 @@ class SQLiteEngine:
                     op.future.set_result(value[0])
                 else:
                     op.future.set_exception(value)
-            if self._wal_bytes() > WAL_RESET_BYTES:
-                if self._inline:
-                    self._reset_wal()
-                else:
-                    await loop.run_in_executor(self._writer_pool, self._reset_wal)
+            if self._wal_bytes() > WAL_RESET_BYTES:  # on the writer thread in both modes: it may take a while
+                await loop.run_in_executor(self._writer_pool, self._reset_wal)
             if self._inline:
                 await asyncio.sleep(0)  # let the callers just answered (and everyone else) run before the next batch
 
@@ -294,97 +283,26 @@ class SQLiteEngine:
     def _apply(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         conn = self._wconn
         assert conn is not None
-        outcomes: list[tuple[bool, Any] | None] = [None] * len(batch)
-        appends: list[int] = []  # indexes of plain appends not yet written, in commit order
+        outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for index, op in enumerate(batch):
-                if op.append is not None:
-                    appends.append(index)
-                    continue
-                if appends:  # keep commit order: earlier appends are written before this operation
-                    self._flush_appends(conn, batch, appends, outcomes)
-                    appends = []
-                assert op.fn is not None
+            for op in batch:
                 conn.execute("SAVEPOINT op")
                 try:
-                    outcomes[index] = (True, op.fn(conn))
+                    outcomes.append((True, op.fn(conn)))
                     conn.execute("RELEASE op")
                 except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     self.seqs.reset()
-                    outcomes[index] = (False, exc)
-            if appends:
-                self._flush_appends(conn, batch, appends, outcomes)
+                    outcomes.append((False, exc))
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self.seqs.reset()
             return [(False, exc) for _ in batch]
-        return [o if o is not None else (False, RuntimeError("operation not applied")) for o in outcomes]
-
-    def _flush_appends(
-        self,
-        conn: sqlite3.Connection,
-        batch: list[_Op],
-        indexes: list[int],
-        outcomes: list[tuple[bool, Any] | None],
-    ) -> None:
-        """Write a run of plain appends with one multi-row INSERT.
-
-        A session that no longer exists fails only its own appends. Anything else (a duplicate event id) falls
-        back to one savepoint per append, so only the offending append fails.
-        """
-        conn.execute("SAVEPOINT appends")
-        rows: list[tuple[str, int, str, str, str | None, str]] = []
-        results: list[tuple[int, list[StoredEvent] | None]] = []
-        try:
-            for index in indexes:
-                session_id, events = batch[index].append  # type: ignore[misc]
-                try:
-                    first = self.seqs.reserve(conn, session_id, len(events))
-                except SessionGone:
-                    results.append((index, None))
-                    continue
-                stored = [
-                    StoredEvent(session_id, first + i, e.id, e.type, e.processed_at, e.body)
-                    for i, e in enumerate(events)
-                ]
-                rows.extend(stored)
-                results.append((index, stored))
-            conn.executemany(
-                "INSERT INTO events (session_id, seq, id, type, processed_at, body) VALUES (?,?,?,?,?,?)", rows
-            )
-            conn.execute("RELEASE appends")
-        except sqlite3.IntegrityError:
-            conn.execute("ROLLBACK TO appends")
-            conn.execute("RELEASE appends")
-            self.seqs.reset()
-            for index in indexes:
-                session_id, events = batch[index].append  # type: ignore[misc]
-                conn.execute("SAVEPOINT op")
-                try:
-                    stored_one = append_rows(conn, self.seqs, session_id, events)
-                    conn.execute("RELEASE op")
-                    outcomes[index] = (True, (stored_one, stored_one))
-                except SessionGone as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    outcomes[index] = (False, StaleWrite(f"session {exc} no longer exists", code="session_gone"))
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    self.seqs.reset()
-                    outcomes[index] = (False, exc)
-            return
-        for index, result in results:
-            if result is None:
-                session_id = batch[index].append[0]  # type: ignore[index]
-                outcomes[index] = (False, StaleWrite(f"session {session_id} no longer exists", code="session_gone"))
-            else:
-                outcomes[index] = (True, (result, result))
+        return outcomes
 
     # reads -------------------------------------------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:

@@ -106,6 +106,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_id, id)
     ) WITHOUT ROWID;
     """,
+    # 2: the session document is not rewritten per step: status, updated_at and usage counters are columns
+    """
+    ALTER TABLE sessions ADD COLUMN updated_at TEXT;
+    ALTER TABLE sessions ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN cache_read_input_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0;
+    UPDATE sessions SET
+        updated_at = json_extract(body, '$.updated_at'),
+        input_tokens = COALESCE(json_extract(body, '$.usage.input_tokens'), 0),
+        output_tokens = COALESCE(json_extract(body, '$.usage.output_tokens'), 0),
+        cache_read_input_tokens = COALESCE(json_extract(body, '$.usage.cache_read_input_tokens'), 0),
+        cache_creation_input_tokens =
+            COALESCE(json_extract(body, '$.usage.cache_creation.ephemeral_5m_input_tokens'), 0)
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ... import wire
-from ..agent._tools import BuiltinTool, ToolContext, ToolOutput
+from ..engine._tools import BuiltinTool, ToolContext, ToolOutput
 from ._bash import DEFAULT_TIMEOUT_MS, MAX_OUTPUT_CHARS, BashTool, Shell, ShellLaunch
 from ._confine import OUTPUTS, UPLOADS, WORKSPACE, Confined, ToolError
 from ._egress import EgressProxy, HostPolicy
@@ -32,7 +32,6 @@ from ._sandbox import (
     Limits,
     SandboxSpec,
     find_bwrap,
-    limiter,
     pids_cgroup,
     remove_cgroup,
     shell_command,
@@ -314,7 +313,8 @@ class Toolset:
             argv=shell_command(spec, self.bwrap),
             env=env,
             cwd=str(dirs.host(WORKSPACE)),
-            preexec=limiter(self.limits, state.cgroup),
+            limits=self.limits,
+            cgroup=state.cgroup,
             args_fd=sandboxed,
         )
         shell = Shell(launch, output_limit=self.output_limit)

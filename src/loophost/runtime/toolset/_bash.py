@@ -15,12 +15,13 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ..agent._tools import ToolContext, ToolOutput
-from ._sandbox import descendants, kill_tree
+from ..engine._tools import ToolContext, ToolOutput
+from ._sandbox import Limits, descendants, enter_cgroup, gate_command, kill_tree, limit_command
 
 DEFAULT_TIMEOUT_MS = 120_000
 MAX_TIMEOUT_MS = 600_000
@@ -92,9 +93,12 @@ class _Capture:
 @dataclass(frozen=True, slots=True)
 class ShellLaunch:
     argv: Sequence[str]
+    """The sandbox's command (bwrap, or the fallback's init); limits and the cgroup gate go in front of it."""
     env: Mapping[str, str]
     cwd: str
-    preexec: Callable[[], None]
+    limits: Limits
+    cgroup: Path | None = None
+    """The session's pids cgroup: the process enters it, from this side, before anything of the sandbox runs."""
     args_fd: bool = False
     """Pass bwrap's options through `--args FD` (a memfd), so the sandbox's /proc/1/cmdline shows no host
     paths."""
@@ -118,30 +122,9 @@ class Shell:
         return self._proc.pid if self._proc is not None else None
 
     async def start(self) -> None:
-        launch = self._launch
-        argv = list(launch.argv)
-        fds: tuple[int, ...] = ()
-        if launch.args_fd:
-            fd = os.memfd_create("loophost-bwrap-args")
-            split = argv.index("--")  # options through the fd; the command itself stays on the command line
-            os.write(fd, b"".join(os.fsencode(a) + b"\0" for a in argv[1:split]))
-            os.lseek(fd, 0, os.SEEK_SET)
-            argv, fds = [argv[0], "--args", str(fd), *argv[split:]], (fd,)
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=dict(launch.env),
-                cwd=launch.cwd,
-                preexec_fn=launch.preexec,
-                start_new_session=True,
-                pass_fds=fds,
-            )
-        finally:
-            for fd in fds:
-                os.close(fd)
+        """Spawn the sandbox (limits and cgroup as the `_sandbox` module docstring says) and wait until its shell
+        answers. Raises RuntimeError (or OSError) when it cannot be started as configured."""
+        self._proc = await self._spawn()
         self._reader = asyncio.create_task(self._read(), name=f"loophost-shell-{self._proc.pid}")
         status, text = await self.run(":", _START_TIMEOUT)
         if status != 0:
@@ -149,6 +132,45 @@ class Shell:
             raise RuntimeError(f"the sandbox shell did not start: {text.strip() or 'exit ' + str(status)}")
         # what exists now is the sandbox itself (its init, the shell, the egress forwarder): kept across calls
         self._keep = await asyncio.to_thread(descendants, self._proc.pid)
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        launch = self._launch
+        sandbox = list(launch.argv)
+        fds: list[int] = []  # the child's copies: closed here once it is spawned
+        gate: int | None = None  # the write end of the cgroup gate's pipe
+        try:
+            if launch.args_fd:
+                fd = os.memfd_create("loophost-bwrap-args")
+                fds.append(fd)
+                split = sandbox.index("--")  # options through the fd; the command itself stays on the command line
+                os.write(fd, b"".join(os.fsencode(a) + b"\0" for a in sandbox[1:split]))
+                os.lseek(fd, 0, os.SEEK_SET)
+                sandbox = [sandbox[0], "--args", str(fd), *sandbox[split:]]
+            argv = [*limit_command(launch.limits), *sandbox]
+            if launch.cgroup is not None:
+                wait, gate = os.pipe()
+                fds.append(wait)
+                argv = [*gate_command(wait), *argv]
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=dict(launch.env),
+                cwd=launch.cwd,
+                start_new_session=True,
+                pass_fds=fds,
+            )
+        except BaseException:
+            if gate is not None:
+                os.close(gate)
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+        if gate is not None and launch.cgroup is not None:
+            await _release(proc, gate, launch.cgroup)
+        return proc
 
     async def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -215,6 +237,23 @@ class Shell:
             await asyncio.gather(self._reader, return_exceptions=True)
         if proc.stdin is not None:
             proc.stdin.close()
+
+
+async def _release(proc: asyncio.subprocess.Process, gate: int, cgroup: Path) -> None:
+    """Put the process its gate holds into `cgroup`, then let it go on. When it cannot be placed, the gate reads
+    EOF instead of `go` and exits without running anything."""
+    failure: OSError | None = None
+    try:
+        enter_cgroup(cgroup, proc.pid)
+        os.write(gate, b"go\n")
+    except OSError as exc:
+        failure = exc
+    finally:
+        os.close(gate)
+    if failure is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(proc.wait(), 10)
+        raise RuntimeError(f"the sandbox could not be put in its pids cgroup {cgroup}: {failure}") from failure
 
 
 BASH_SCHEMA: dict[str, Any] = {

@@ -15,7 +15,7 @@ import stat
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..agent._tools import ToolContext, ToolOutput
+from ..engine._tools import ToolContext, ToolOutput
 from ._confine import WORKSPACE, Confined, ToolError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024

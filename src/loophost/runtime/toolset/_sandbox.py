@@ -11,6 +11,21 @@ the session's `/workspace` directory, under a small init that makes it a child s
 starts stays in its tree and can be killed), with the same resource limits. It can see and signal whatever the
 runtime's user can, and under `limited` networking only *cooperative* programs go through the egress proxy.
 docs/toolset.md says what each mode guarantees.
+
+Limits and the pids cgroup are applied without running any code of this runtime in the child between fork and
+exec (a `preexec_fn` is unsafe while the runtime has threads: a fork copies locks other threads may hold). The
+shell's command line is a chain of programs that each exec the next, so the process keeps one pid throughout:
+
+    bash -p -c GATE loophost-gate FD   (only when the session has a pids cgroup)
+      -> prlimit --as=... --cpu=... --fsize=... --nofile=... --core=0 --
+      -> bwrap ... (or the fallback's init) -> the session's shell
+
+`prlimit` (util-linux) sets the rlimits on itself, soft = hard so nothing below can raise them, and execs the
+sandbox, which inherits them. The gate holds the chain until the process is in its cgroup: it blocks reading a
+pipe whose only writer is the runtime, which writes the pid into `cgroup.procs` from the parent and then writes
+`go`; the gate closes the pipe and execs the rest. Nothing has forked yet at that point, so every process of the
+sandbox is born in the cgroup. If the runtime cannot place it, it closes the pipe unwritten, and the gate exits
+(125) instead of running anything.
 """
 
 from __future__ import annotations
@@ -23,7 +38,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,26 +265,42 @@ def write_identity(private: Path) -> None:
         os.chmod(private / name, 0o644)
 
 
-def limiter(limits: Limits, cgroup: Path | None) -> Callable[[], None]:
-    """A preexec function that applies `limits` in the child before exec (and enters the pids cgroup)."""
+def limit_command(limits: Limits) -> list[str]:
+    """The `prlimit` prefix that sets `limits` (soft = hard, capped at this runtime's hard limits, which the child
+    inherits) and execs the rest of the command line."""
+    prlimit = shutil.which("prlimit") or shutil.which("prlimit", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if prlimit is None:
+        raise RuntimeError("prlimit (util-linux) is not installed: the sandbox's resource limits cannot be applied")
+    args = [prlimit]
+    for option, which, value in (
+        ("--as", resource.RLIMIT_AS, limits.memory_bytes),
+        ("--cpu", resource.RLIMIT_CPU, limits.cpu_seconds),
+        ("--fsize", resource.RLIMIT_FSIZE, limits.file_bytes),
+        ("--nofile", resource.RLIMIT_NOFILE, limits.open_files),
+        ("--core", resource.RLIMIT_CORE, 0),
+    ):
+        _soft, hard = resource.getrlimit(which)
+        capped = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        args.append(f"{option}={capped}")
+    return [*args, "--"]
 
-    def apply() -> None:
-        if cgroup is not None:
-            with open(cgroup / "cgroup.procs", "w") as f:
-                f.write(str(os.getpid()))
-        pairs = [
-            (resource.RLIMIT_AS, limits.memory_bytes),
-            (resource.RLIMIT_CPU, limits.cpu_seconds),
-            (resource.RLIMIT_FSIZE, limits.file_bytes),
-            (resource.RLIMIT_NOFILE, limits.open_files),
-            (resource.RLIMIT_CORE, 0),
-        ]
-        for which, value in pairs:
-            _soft, hard = resource.getrlimit(which)
-            capped = value if hard == resource.RLIM_INFINITY else min(value, hard)
-            resource.setrlimit(which, (capped, capped))
 
-    return apply
+_GATE = 'unset PWD; gate=$1; shift; read -r -u "$gate" go; exec {gate}<&-; [[ $go == go ]] && exec "$@"; exit 125'
+"""Waits for `go` on the fd in $1, closes it, then execs the rest of its arguments (see the module docstring).
+bash, not sh: the fd number is the runtime's own and may have more than one digit. `-p`: no BASH_ENV, no
+functions imported from the environment. `unset PWD`: the shell would export it, and so show the sandbox the host
+path it was started in (bash's `exec` leaves only a harmless `SHLVL=0` behind)."""
+
+
+def gate_command(fd: int) -> list[str]:
+    """The gate that holds a command until the runtime has put it in its cgroup and written `go` to `fd`'s pipe."""
+    bash = shutil.which("bash") or "/bin/bash"
+    return [bash, "-p", "-c", _GATE, "loophost-gate", str(fd)]
+
+
+def enter_cgroup(cgroup: Path, pid: int) -> None:
+    """Move process `pid` (still held by its gate, so alone) into `cgroup`. Raises OSError when it cannot."""
+    (cgroup / "cgroup.procs").write_text(str(pid))
 
 
 def pids_cgroup(name: str, max_pids: int) -> Path | None:

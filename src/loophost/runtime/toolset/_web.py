@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
-from ..agent._tools import ToolContext, ToolOutput
+from ..engine._tools import ToolContext, ToolOutput
 from ._confine import ToolError
 from ._egress import HostPolicy
 

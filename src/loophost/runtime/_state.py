@@ -1,0 +1,87 @@
+"""The runtime's own state of a session, beside the wire document: what is queued, what the session waits for,
+and the position of the turn in progress. Committed with the session row (`SessionRow.internal`), small by design:
+a tool's output is never copied here, only the id of the event that holds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+PendingKind = Literal["custom", "confirmation", "tool_result"]
+CallState = Literal["started", "done"]
+
+
+class PendingAction(BaseModel):
+    """A tool use the session is blocked on (requires_action), and the answer once it arrived."""
+
+    kind: PendingKind
+    tool_use_id: str
+    """The model's tool-call id (the history's); the client answers the *event* id this is keyed by."""
+    name: str
+    input_hash: str = ""
+    answer: dict[str, Any] | None = None
+    answer_event: str | None = None
+    """The id of the event that carried the answer (a custom tool result's content is read back from it)."""
+
+
+class CallRecord(BaseModel):
+    """The ledger entry of one tool call of the current response: `started` (in doubt after a crash: never run
+    again) or `done`, with the id of the event that holds its result."""
+
+    state: CallState
+    result_event: str | None = None
+
+
+class TurnState(BaseModel):
+    """Where the turn in progress stands; with the history it says what a restarted worker does next."""
+
+    input_id: str | None = None
+    """The input event that started the turn (its prompt is read back from the log)."""
+    system_id: str | None = None
+    """A system.message accompanying the input: extra instructions for this turn."""
+    prompt_sent: bool = False
+    """Whether the prompt is in the history (it is appended with the turn's first model request)."""
+    tool_events: dict[str, str] = Field(default_factory=dict)
+    """Tool-call id of the last response -> the id of the wire event that announced the call."""
+    ledger: dict[str, CallRecord] = Field(default_factory=dict)
+    open_span: str | None = None
+    """A span.model_request_start whose end has not been emitted."""
+    attempts: int = 0
+    """Transient failures of the current model request, for the backoff."""
+    requests: int = 0
+    """Model requests made in this turn, against the per-turn limit."""
+
+
+class SessionInternal(BaseModel):
+    """Runtime-owned session state that is not part of the wire object; committed with the session row."""
+
+    queue: list[str] = Field(default_factory=list)
+    """Ids of accepted input events (user.message, user.define_outcome) waiting for the turn in progress, in
+    order. Empty whenever the session is idle, unless it is paused or waits for tool answers."""
+    attached: dict[str, str] = Field(default_factory=dict)
+    """Queued input id -> the system.message sent right behind it (it joins that input's turn)."""
+    paused: bool = False
+    pending: dict[str, PendingAction] = Field(default_factory=dict)
+    """Keyed by the tool-use event id the client answers, in the order the calls were announced."""
+    interrupt_requested: bool = False
+    turn: TurnState | None = None
+
+
+def start_next_turn(internal: SessionInternal) -> tuple[SessionInternal, list[str]] | None:
+    """Take the next queued input into a new turn, when nothing holds the session back: the new internal state
+    and the ids of the events taken (the input and its system.message). None when there is nothing to take.
+
+    Every commit that can leave a session idle calls this, so a session is never idle with input it could
+    process: `idle` means nothing is queued (unless the session is paused or waits for tool answers)."""
+    if internal.paused or internal.pending or internal.turn is not None or internal.interrupt_requested:
+        return None
+    if not internal.queue:
+        return None
+    input_id, *rest = internal.queue
+    attached = dict(internal.attached)
+    system_id = attached.pop(input_id, None)
+    turn = TurnState(input_id=input_id, system_id=system_id)
+    taken = [input_id] if system_id is None else [input_id, system_id]
+    return internal.model_copy(update={"queue": rest, "attached": attached, "turn": turn}), taken

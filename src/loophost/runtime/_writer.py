@@ -1,0 +1,299 @@
+"""`SessionWriter`: every change of a session goes through one typed commit.
+
+Promises kept here (the store keeps the rest, see store/_protocol.py):
+- read-modify-write of one session is serialised in this process by the session's lock; across processes the
+  store's compare-and-set on `revision` rejects a writer that read a stale row (`StaleWrite`);
+- a commit writes what changed and nothing else: events, the runtime's small internal state, the history delta,
+  usage as counters; the session document is rewritten only when a field of it changes (title, agent, ...);
+- the commit that leaves a session needing a worker (running, rescheduling, or an interrupt to apply) wakes
+  one: no other path starts workers;
+- a session loaded or committed here is kept in memory (least recently used first out) and served from there:
+  every change of a session row goes through `commit`, and the store's file lock makes this process the only
+  writer of the database, so what is kept is what is stored. A commit cut off by a cancellation still settles
+  (it is shielded) before the cancellation goes on, so memory never falls behind the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from .. import wire
+from ._clock import rfc3339
+from ._errors import NotFound, PayloadTooLarge
+from ._state import SessionInternal
+from .store import (
+    CheckpointWrite,
+    IdempotencyRecord,
+    NewEvent,
+    SessionChange,
+    SessionRow,
+    Store,
+    StoredEvent,
+    TokenCounts,
+)
+
+Waker = Callable[[str, bool], None]
+"""Called with (session id, interrupt) after a commit that leaves the session needing a worker."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one step commits, in one transaction. Every field is optional; only what is set is written."""
+
+    events: Sequence[BaseModel | NewEvent] = ()
+    status: wire.SessionStatus | None = None
+    internal: SessionInternal | None = None
+    """The runtime's state after the step (replaces the stored one)."""
+    document: wire.Session | None = None
+    """The session document, only when a field of it changed (its status, updated_at and usage are columns)."""
+    history: CheckpointWrite | None = None
+    usage: TokenCounts | None = None
+    """Added to the session's counters."""
+    processed: Sequence[str] = ()
+    """Queued input events taken by this step: their `processed_at` is set to the commit's time."""
+    processed_at: str | None = None
+    archived_at: str | None = None
+    idempotency: IdempotencyRecord | None = None
+
+
+@dataclass(slots=True)
+class LoadedSession:
+    """A session as last committed: its row (status, updated_at and usage columns), document and internal state."""
+
+    row: SessionRow
+    document: wire.Session
+    internal: SessionInternal
+    _view: wire.Session | None = None
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+    @property
+    def status(self) -> str:
+        return self.row.status
+
+    @property
+    def session(self) -> wire.Session:
+        """The wire object: the document with the columns laid over it."""
+        if self._view is None:
+            self._view = overlay(self.document, self.row)
+        return self._view
+
+
+def overlay(document: wire.Session, row: SessionRow) -> wire.Session:
+    """The session document with the row's status, updated_at and usage counters, which steps change in place."""
+    usage = document.usage
+    input_tokens, output_tokens, cache_read, cache_creation = row.usage
+    cache = usage.cache_creation.model_copy(update={"ephemeral_5m_input_tokens": cache_creation})
+    update: dict[str, object] = {
+        "status": row.status,
+        "usage": usage.model_copy(
+            update={
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cache_read_input_tokens": cache_read,
+                "cache_creation": cache,
+            }
+        ),
+    }
+    if row.updated_at is not None:
+        update["updated_at"] = datetime.fromisoformat(row.updated_at)
+    return document.model_copy(update=update)
+
+
+def wants_worker(status: str, archived: bool, internal: SessionInternal) -> bool:
+    """Whether the session has work a worker must do (the store indexes this flag for recovery)."""
+    if status == "terminated" or archived:
+        return False
+    return status in ("running", "rescheduling") or internal.interrupt_requested
+
+
+@dataclass(slots=True)
+class SessionLocks:
+    """Serialises read-modify-write of one session within this process (the store CAS guards across)."""
+
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, session_id: str) -> asyncio.Lock:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = self._locks[session_id] = asyncio.Lock()
+        return lock
+
+    def discard(self, session_id: str) -> None:
+        lock = self._locks.get(session_id)
+        if lock is not None and not lock.locked():
+            del self._locks[session_id]
+
+
+class SessionWriter:
+    """Loads and commits sessions, and keeps the recently used ones in memory (see the module docstring)."""
+
+    def __init__(self, store: Store, *, max_event_bytes: int, cache_size: int = 4096) -> None:
+        self.store = store
+        self.max_event_bytes = max_event_bytes
+        self.locks = SessionLocks()
+        self._cache: OrderedDict[str, LoadedSession] = OrderedDict()
+        self._cache_size = cache_size
+        self.waker: Waker | None = None
+
+    def forget(self, session_id: str) -> None:
+        """Drop a session from memory (it was deleted)."""
+        self._cache.pop(session_id, None)
+
+    def _keep(self, loaded: LoadedSession) -> None:
+        self._cache[loaded.row.id] = loaded
+        self._cache.move_to_end(loaded.row.id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def lock(self, session_id: str) -> asyncio.Lock:
+        return self.locks.lock(session_id)
+
+    # events ------------------------------------------------------------------------------------------------
+    def new_event(self, event: BaseModel, *, only_set: bool = True) -> NewEvent:
+        """Serialize a wire event once; the store keeps these exact bytes for every later list and replay.
+
+        Only the fields that were set are written (an optional field left out stays out, rather than `null`),
+        plus the envelope every event has."""
+        if only_set:
+            event.model_fields_set.update(("id", "type", "processed_at"))
+        body = event.model_dump_json(exclude_unset=only_set, by_alias=True)
+        if len(body) > self.max_event_bytes:
+            raise PayloadTooLarge(
+                f"event of {len(body)} bytes exceeds the limit of {self.max_event_bytes} bytes",
+                limit=self.max_event_bytes,
+            )
+        processed: datetime | None = getattr(event, "processed_at", None)
+        return NewEvent(
+            id=getattr(event, "id"),  # noqa: B009 - every wire event has an id
+            type=getattr(event, "type"),  # noqa: B009
+            processed_at=rfc3339(processed) if processed is not None else None,
+            body=body,
+        )
+
+    # sessions ----------------------------------------------------------------------------------------------
+    async def load(self, workspace: str | None, session_id: str) -> LoadedSession:
+        """The session as last committed, for a writer holding its lock (`workspace=None` looks across
+        workspaces: workers and recovery)."""
+        cached = self._cache.get(session_id)
+        if cached is not None:
+            if workspace is not None and cached.row.workspace != workspace:
+                raise NotFound(f"session {session_id!r} not found", resource="session")
+            self._cache.move_to_end(session_id)
+            return cached
+        row = await self.store.get_session(workspace, session_id)
+        if row is None:
+            raise NotFound(f"session {session_id!r} not found", resource="session")
+        cached = self._cache.get(session_id)  # loaded meanwhile by someone else: theirs may be newer
+        if cached is not None:
+            return cached
+        loaded = LoadedSession(
+            row=row,
+            document=wire.Session.model_validate_json(row.body),
+            internal=SessionInternal.model_validate_json(row.internal),
+        )
+        self._keep(loaded)
+        return loaded
+
+    async def read(self, workspace: str | None, session_id: str) -> LoadedSession:
+        """The session for a reader: a commit in flight (its events may already be on a stream) settles first."""
+        lock = self.locks.lock(session_id)
+        if lock.locked():
+            async with lock:
+                pass
+        return await self.load(workspace, session_id)
+
+    async def commit(self, loaded: LoadedSession, change: Change) -> list[StoredEvent]:
+        """Commit `change` (compare-and-set on the loaded revision) and update `loaded` to match the store."""
+        row = loaded.row
+        interrupt_before = loaded.internal.interrupt_requested
+        events = [e if isinstance(e, NewEvent) else self.new_event(e) for e in change.events]
+        status = change.status or row.status
+        internal = change.internal if change.internal is not None else loaded.internal
+        archived_at = change.archived_at or row.archived_at
+        touches_row = (
+            change.status is not None
+            or change.internal is not None
+            or change.document is not None
+            or change.history is not None
+            or change.usage is not None
+            or change.archived_at is not None
+        )
+        stored_change = None
+        updated_at = row.updated_at
+        if touches_row:
+            if change.document is not None:
+                updated_at = rfc3339(change.document.updated_at)  # the time the service stamped on it
+            elif change.status is not None or change.usage is not None:
+                updated_at = rfc3339(wire.utcnow())
+            stored_change = SessionChange(
+                body=change.document.model_dump_json(by_alias=True) if change.document is not None else None,
+                status=change.status,
+                internal=change.internal.model_dump_json() if change.internal is not None else None,
+                archived_at=change.archived_at,
+                wants_worker=wants_worker(status, archived_at is not None, internal),
+                checkpoint=change.history,
+                updated_at=updated_at,
+                usage=change.usage,
+            )
+        write = asyncio.ensure_future(
+            self.store.commit_session(
+                row.id,
+                expected_revision=row.revision,
+                change=stored_change,
+                events=events,
+                idempotency=change.idempotency,
+                processed=(change.processed, change.processed_at or rfc3339(wire.utcnow()))
+                if change.processed
+                else None,
+            )
+        )
+        cancelled = False
+        while not write.done():
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                cancelled = True  # the write goes on: settle it, then let the cancellation through
+        error = write.exception()
+        if error is not None:
+            if cancelled:
+                raise asyncio.CancelledError  # a failed commit changed nothing; the cancellation goes on
+            raise error
+        revision, stored = write.result()
+        usage = row.usage
+        if change.usage is not None:
+            usage = TokenCounts(*(a + b for a, b in zip(usage, change.usage, strict=True)))
+        loaded.row = replace(
+            row,
+            status=status,
+            archived_at=archived_at,
+            revision=revision,
+            last_seq=stored[-1].seq if stored else row.last_seq,
+            wants_worker=bool(stored_change.wants_worker) if stored_change is not None else row.wants_worker,
+            updated_at=updated_at,
+            usage=usage,
+        )
+        if change.document is not None:
+            loaded.document = change.document
+        loaded.internal = internal
+        loaded._view = None
+        self._keep(loaded)
+        if stored_change is not None and stored_change.wants_worker and self.waker is not None:
+            self.waker(row.id, internal.interrupt_requested and not interrupt_before)
+        if cancelled:
+            raise asyncio.CancelledError
+        return stored
+
+    async def apply(self, session_id: str, build: Callable[[LoadedSession], Change]) -> list[StoredEvent]:
+        """Commit a change built from the session's current state, under its lock."""
+        async with self.lock(session_id):
+            loaded = await self.load(None, session_id)
+            return await self.commit(loaded, build(loaded))

@@ -1,0 +1,229 @@
+"""The split of a response's tool calls by kind, and running the calls that may run now.
+
+Each call of a response goes one way:
+- a built-in tool the policy allows (or the user confirmed, for this exact input): run now, concurrently with
+  the others in a `TaskGroup`, through the ledger;
+- a custom tool, or a built-in tool that asks for confirmation: parked until the client answers;
+- an unknown or disabled tool: answered at once with a retry prompt naming the tools there are (the model may
+  call it any number of times; each call gets its own error result, the session goes on).
+
+Ledger promise: a call is recorded `started` (one commit for the batch) before any of them runs, and `done`
+with its result event in the commit that stores the result. A call found `started` but not `done` (the process
+died while it ran) is answered "interrupted by a restart" and never run again; a `done` call's result is read
+back from its event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_ai.messages import ModelResponse, RetryInfo, ToolCallPart, ToolReturnPart
+
+from .._state import CallRecord, PendingAction, SessionInternal, TurnState
+from .._writer import Change, LoadedSession, SessionWriter
+from ..store import Store
+from . import _outbound as out
+from ._history import Result, read_results
+from ._tools import ToolContext, ToolOutput, ToolPolicy
+
+INTERRUPTED_BY_RESTART = (
+    "The tool call was interrupted by a restart of the runtime before its result was recorded; "
+    "it was not run again, to avoid repeating its side effects."
+)
+
+
+def input_hash(tool_input: Any) -> str:
+    """Binds a confirmation to the exact input it approved."""
+    return hashlib.sha256(json.dumps(tool_input, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def call_args(call: ToolCallPart) -> dict[str, Any]:
+    try:
+        return call.args_as_dict()
+    except Exception:
+        return {"_raw": call.args}
+
+
+def answer_text(answer: Mapping[str, Any]) -> str:
+    blocks = answer.get("content") or []
+    return "\n".join(b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text")
+
+
+def with_turn(internal: SessionInternal, **update: Any) -> SessionInternal:
+    """`internal` with its turn state updated (a new object: committed state is never changed in place)."""
+    turn = internal.turn or TurnState()
+    return internal.model_copy(update={"turn": turn.model_copy(update=update)})
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTools:
+    """The tools a session's agent may call, by kind."""
+
+    builtin: Mapping[str, ToolPolicy]
+    custom: frozenset[str]
+
+    def unknown(self, name: str) -> str:
+        available = sorted({*self.builtin, *self.custom})
+        listed = ", ".join(available) if available else "none"
+        return f"Unknown tool name: {name!r}. Available tools: {listed}."
+
+
+@dataclass(slots=True)
+class Resolution:
+    """What resolving a response's calls gave: every result in call order (None while parked), and the events
+    that announce results decided now (denials, calls cut off by a restart), to commit with them."""
+
+    parts: list[ToolReturnPart] | None
+    events: list[Any]
+
+
+class CallRunner:
+    """Resolves the calls of one response of one session (see the module docstring)."""
+
+    def __init__(self, writer: SessionWriter, store: Store, session_id: str, tools: SessionTools) -> None:
+        self._writer = writer
+        self._store = store
+        self._session_id = session_id
+        self._tools = tools
+
+    async def resolve(self, loaded: LoadedSession, response: ModelResponse) -> Resolution:
+        internal = loaded.internal
+        turn = internal.turn or TurnState()
+        calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
+        done = {c.tool_call_id: r.result_event for c in calls if (r := turn.ledger.get(c.tool_call_id))}
+        recorded = await read_results(self._store, self._session_id, [e for e in done.values() if e])
+        results: dict[str, ToolReturnPart] = {}
+        events: list[Any] = []
+        to_run: list[ToolCallPart] = []
+        park: dict[str, PendingAction] = {}
+        for call in calls:
+            call_id = call.tool_call_id
+            event_id = turn.tool_events.get(call_id, call_id)
+            record = turn.ledger.get(call_id)
+            if record is not None and record.result_event in recorded:
+                results[call_id] = recorded[record.result_event].part(call)
+                continue
+            if record is not None:  # started, never finished: the process died while it ran
+                event = out.tool_result(event_id, INTERRUPTED_BY_RESTART, is_error=True)
+                events.append(event)
+                results[call_id] = Result(INTERRUPTED_BY_RESTART, True, event.id).part(call)
+                continue
+            pending = internal.pending.get(event_id)
+            answer = pending.answer if pending is not None else None
+            if call.tool_name in self._tools.custom:
+                if answer is None:
+                    park[event_id] = PendingAction(kind="custom", tool_use_id=call_id, name=call.tool_name)
+                else:
+                    assert pending is not None
+                    result = Result(answer_text(answer), bool(answer.get("is_error")), pending.answer_event)
+                    results[call_id] = result.part(call)
+            elif (policy := self._tools.builtin.get(call.tool_name)) is not None:
+                if policy.permission == "allow":
+                    to_run.append(call)
+                elif answer is None:
+                    park[event_id] = PendingAction(
+                        kind="confirmation",
+                        tool_use_id=call_id,
+                        name=call.tool_name,
+                        input_hash=input_hash(call_args(call)),
+                    )
+                elif (
+                    answer.get("result") == "allow"
+                    and pending is not None
+                    and (input_hash(call_args(call)) == pending.input_hash)
+                ):
+                    to_run.append(call)
+                else:
+                    message = answer.get("deny_message") or (
+                        "The user denied this tool call."
+                        if answer.get("result") != "allow"
+                        else "The confirmation no longer matches this tool call's input; it was not run."
+                    )
+                    event = out.tool_result(event_id, message, is_error=True)
+                    events.append(event)
+                    results[call_id] = Result(message, True, event.id).part(call)
+            else:
+                results[call_id] = ToolReturnPart(
+                    call.tool_name,
+                    self._tools.unknown(call.tool_name),
+                    call_id,
+                    outcome="retried",
+                    retry=RetryInfo("unknown_tool"),
+                )
+        if to_run:
+            results.update(await self._run(to_run, turn.tool_events))
+        if park:
+            await self._park(park, turn)
+            return Resolution(None, events)
+        return Resolution([results[c.tool_call_id] for c in calls], events)
+
+    async def _run(self, calls: Sequence[ToolCallPart], tool_events: Mapping[str, str]) -> dict[str, ToolReturnPart]:
+        """Run allowed calls concurrently: `started` for all in one commit, then each result as it comes."""
+        started = {c.tool_call_id: CallRecord(state="started") for c in calls}
+
+        def start(loaded: LoadedSession) -> Change:
+            turn = loaded.internal.turn or TurnState()
+            return Change(internal=with_turn(loaded.internal, ledger={**turn.ledger, **started}))
+
+        await self._writer.apply(self._session_id, start)
+        loaded = await self._writer.load(None, self._session_id)
+        async with asyncio.TaskGroup() as group:
+            tasks = {
+                call.tool_call_id: group.create_task(
+                    self._run_one(loaded, call, tool_events.get(call.tool_call_id, call.tool_call_id))
+                )
+                for call in calls
+            }
+        return {call_id: task.result() for call_id, task in tasks.items()}
+
+    async def _run_one(self, loaded: LoadedSession, call: ToolCallPart, event_id: str) -> ToolReturnPart:
+        policy = self._tools.builtin[call.tool_name]
+        ctx = ToolContext(
+            workspace=loaded.row.workspace,
+            session_id=self._session_id,
+            environment_id=loaded.row.environment_id,
+            tool_use_id=event_id,
+        )
+        try:
+            output = await policy.tool.run(ctx, call_args(call))
+        except Exception as exc:  # a tool that raises gives the model an error result; the session goes on
+            output = ToolOutput(f"{type(exc).__name__}: {exc}", is_error=True)
+        event = out.tool_result(event_id, output.text, is_error=output.is_error)
+        record = CallRecord(state="done", result_event=event.id)
+
+        def finish(current: LoadedSession) -> Change:
+            turn = current.internal.turn or TurnState()
+            ledger = {**turn.ledger, call.tool_call_id: record}
+            return Change(events=[event], internal=with_turn(current.internal, ledger=ledger))
+
+        await self._writer.apply(self._session_id, finish)
+        return Result(output.text, output.is_error, event.id).part(call)
+
+    async def _park(self, park: dict[str, PendingAction], turn: TurnState) -> None:
+        """Persist the calls that wait for the client and idle with requires_action (the turn stays open)."""
+        order = {event_id: i for i, event_id in enumerate(turn.tool_events.values())}
+        ids = sorted(park, key=lambda e: order.get(e, len(order)))
+
+        def change(loaded: LoadedSession) -> Change:
+            internal = loaded.internal.model_copy(update={"pending": {i: park[i] for i in ids}})
+            idle = out.idle({"type": "requires_action", "event_ids": ids})
+            return Change(events=[idle], status="idle", internal=internal)
+
+        await self._writer.apply(self._session_id, change)
+
+
+def tool_use_event(tools: SessionTools, call: ToolCallPart) -> Any:
+    """The wire event announcing a call: custom tools go to the client, built-in ones carry their permission,
+    unknown or disabled ones are shown as denied."""
+    args = call_args(call)
+    if call.tool_name in tools.custom:
+        return out.custom_tool_use(call.tool_name, args)
+    policy = tools.builtin.get(call.tool_name)
+    if policy is not None:
+        return out.tool_use(call.tool_name, args, policy.permission, policy.evaluation)
+    return out.tool_use(call.tool_name, args, "deny", None)

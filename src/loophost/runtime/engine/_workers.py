@@ -1,0 +1,361 @@
+"""Session workers: one asyncio task per active session, owned by `SessionWorkers`, which cancels and awaits
+them on close. Idle sessions hold no task.
+
+A worker is woken by the commit that makes its session need one (see `SessionWriter`): the session runs
+(input was taken, every pending tool use was answered, a retry is due) or an interrupt waits to be applied.
+It repeats: decide the next step from the committed state, run it, until nothing is left. Steps: an interrupt
+(it cancels the step in flight, then closes what that step left open); continuing the turn in progress.
+
+A worker that fails unexpectedly does not leave its session `running` with no owner: the turn is ended with a
+`session.error` the client sees, and the session accepts the next message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
+
+from .._bus import EventBus
+from .._errors import StaleWrite
+from .._state import TurnState
+from .._writer import Change, LoadedSession, SessionWriter
+from ..store import Store
+from . import _outbound as out
+from ._config import AgentLoopConfig
+from ._tools import BuiltinTool, builtin_policies, custom_tools
+
+if TYPE_CHECKING:
+    from pydantic_ai.models import Model
+
+    from ..models import ModelsConfig
+    from ._history import History
+
+_TURN_MODULE = "loophost.runtime.engine._turn"
+log = logging.getLogger("loophost.runtime")
+
+Step = Literal["interrupt", "continue"]
+
+
+class SessionWorkers:
+    """Owns the worker tasks of this process and what they share (models, built-in tools, the history cache)."""
+
+    def __init__(
+        self,
+        writer: SessionWriter,
+        bus: EventBus,
+        store: Store,
+        *,
+        builtin_tools: Mapping[str, BuiltinTool] | None = None,
+        models: ModelsConfig | None = None,
+        config: AgentLoopConfig | None = None,
+    ) -> None:
+        self._writer = writer
+        self._bus = bus
+        self._store = store
+        self.builtin_tools = dict(builtin_tools or {})
+        self._models_config = models
+        self._config = config or AgentLoopConfig()
+        self._models: dict[str, Model] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._steps: dict[str, tuple[Step, asyncio.Task[None]]] = {}
+        self._wakes: dict[str, int] = {}
+        self._histories: OrderedDict[str, History] = OrderedDict()
+        self._closing = False
+        self._warm_up: asyncio.Task[ModuleType] | None = None
+        writer.waker = self.wake
+
+    @property
+    def config(self) -> AgentLoopConfig:
+        return self._config
+
+    # lifecycle -----------------------------------------------------------------------------------------
+    def wake(self, session_id: str, interrupt: bool = False) -> None:
+        """The session needs a worker (its commit said so): make sure one will look at it."""
+        if self._closing:
+            return
+        if interrupt:
+            step = self._steps.get(session_id)
+            if step is not None and step[0] != "interrupt" and not step[1].done():
+                step[1].cancel()
+        self._wakes[session_id] = self._wakes.get(session_id, 0) + 1
+        self.warm_up()
+        if session_id not in self._workers:
+            task = asyncio.create_task(self._supervise(session_id), name=f"loophost-session-{session_id}")
+            self._workers[session_id] = task
+
+    def warm_up(self) -> None:
+        """Import the turn engine (pydantic-ai) on a thread, once, so no turn stalls the event loop on that
+        import. Called when a worker is first needed; a server calls it as soon as it listens."""
+        if self._warm_up is None:
+            self._warm_up = asyncio.create_task(asyncio.to_thread(importlib.import_module, _TURN_MODULE))
+
+    async def recover(self) -> int:
+        """On open: give every session that was mid-work a worker again."""
+        rows = await self._store.sessions_wanting_work()
+        for row in rows:
+            self.wake(row.id)
+        return len(rows)
+
+    async def close(self) -> None:
+        """Cancel every worker and wait for them: running sessions stay `running` in the store and are resumed
+        from their committed position by the next `recover`."""
+        self._closing = True
+        tasks = list(self._workers.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._warm_up is not None:  # a thread cannot be cancelled: wait for the import to finish
+            await asyncio.gather(self._warm_up, return_exceptions=True)
+
+    def active(self) -> int:
+        return len(self._workers)
+
+    def is_active(self, session_id: str) -> bool:
+        """Whether a worker is driving the session right now."""
+        return session_id in self._workers
+
+    # the worker ----------------------------------------------------------------------------------------
+    async def _supervise(self, session_id: str) -> None:
+        """Run the session's worker; if it fails unexpectedly, end the turn visibly and drive the session again
+        (a few times at most: a session whose worker keeps failing is left idle with the errors in its log)."""
+        try:
+            for _ in range(_MAX_WORKER_FAILURES):
+                try:
+                    await self._drive(session_id)
+                    return
+                except (StaleWrite, LookupError):
+                    return  # the session was deleted (or changed by another owner) under the worker
+                except Exception as exc:
+                    log.exception("session worker for %s failed", session_id)
+                    self._histories.pop(session_id, None)
+                    await self._fail(session_id, exc)
+        finally:
+            self._workers.pop(session_id, None)
+            self._wakes.pop(session_id, None)
+
+    async def _drive(self, session_id: str) -> None:
+        if self._warm_up is not None:
+            await asyncio.shield(self._warm_up)
+        while True:
+            seen = self._wakes.get(session_id, 0)
+            loaded = await self._writer.load(None, session_id)
+            step = _next_step(loaded)
+            if step is None:
+                if self._wakes.get(session_id, 0) == seen:
+                    return
+                continue
+            task = asyncio.create_task(self._run_step(session_id, step))
+            self._steps[session_id] = (step, task)
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise
+                # the step was cancelled by an interrupt: the interrupt step closes what it left open
+            finally:
+                self._steps.pop(session_id, None)
+
+    async def _run_step(self, session_id: str, step: Step) -> None:
+        from ..models import ModelRoutingError, is_transient_model_error, model_error_type
+
+        try:
+            if step == "interrupt":
+                await self._interrupt(session_id)
+                return
+            await self._continue(session_id)
+        except asyncio.CancelledError:
+            raise
+        except StaleWrite:
+            self._histories.pop(session_id, None)
+            raise
+        except ModelRoutingError as exc:
+            self._histories.pop(session_id, None)
+            await self._terminate(session_id, "model_request_failed_error", str(exc))
+        except Exception as exc:
+            self._histories.pop(session_id, None)  # its view of what is stored may be ahead of the store
+            if is_transient_model_error(exc):
+                await self._reschedule(session_id, exc)
+            elif (kind := model_error_type(exc)) != "unknown_error":
+                await self._terminate(session_id, kind, str(exc))
+            else:
+                log.exception("turn of session %s failed", session_id)
+                await self._terminate(session_id, "unknown_error", f"{type(exc).__name__}: {exc}")
+
+    async def _continue(self, session_id: str) -> None:
+        """Continue the turn in progress: after a retry wait or a crash, close what was left open first."""
+        from ._calls import SessionTools
+        from ._turn import Turn
+
+        loaded = await self._writer.load(None, session_id)
+        turn = loaded.internal.turn
+        if loaded.status == "rescheduling" or (turn is not None and turn.open_span is not None):
+
+            def resume(current: LoadedSession) -> Change:
+                state = current.internal.turn or TurnState()
+                events: list[Any] = []
+                if state.open_span is not None:
+                    events.append(out.span_end(state.open_span, is_error=True))
+                change: dict[str, Any] = {}
+                if current.status == "rescheduling":
+                    events.append(out.running())
+                    change["status"] = "running"
+                internal = current.internal.model_copy(update={"turn": state.model_copy(update={"open_span": None})})
+                return Change(events=events, internal=internal, **change)
+
+            await self._writer.apply(session_id, resume)
+            loaded = await self._writer.load(None, session_id)
+        if loaded.internal.turn is None:  # running with no turn (a database from an older loophost): settle it
+            await self._writer.apply(session_id, lambda c: Change(events=[out.idle(_END)], status="idle"))
+            return
+        agent = loaded.document.agent
+        tools = SessionTools(builtin_policies(agent, self.builtin_tools), frozenset(custom_tools(agent)))
+        turn_runner = Turn(
+            writer=self._writer,
+            bus=self._bus,
+            store=self._store,
+            session_id=session_id,
+            history=await self._history(session_id),
+            model=self._model(agent.model.id),
+            tools=tools,
+            config=self.config,
+        )
+        await turn_runner.run()
+
+    def _model(self, model_id: str) -> Model:
+        model = self._models.get(model_id)
+        if model is None:
+            from ..models import resolve_model
+
+            model = self._models[model_id] = resolve_model(model_id, self._models_config)
+        return model
+
+    async def _history(self, session_id: str) -> History:
+        """The session's decoded history, cached (LRU) while this process drives the session."""
+        from ._history import History
+
+        history = self._histories.get(session_id)
+        if history is None:
+            history = await History.load(self._store, session_id)
+            self._histories[session_id] = history
+            while len(self._histories) > self.config.history_cache_size:
+                self._histories.popitem(last=False)
+        else:
+            self._histories.move_to_end(session_id)
+        return history
+
+    # ends of a turn ------------------------------------------------------------------------------------
+    async def _interrupt(self, session_id: str) -> None:
+        """Close what the interrupted turn left open (calls get their recorded result or an error), then idle."""
+        from ._calls import answer_text
+        from ._history import Result, closing_request, read_results
+        from ._turn import turn_end
+
+        self._histories.pop(session_id, None)  # the cancelled step may have been cut off mid-change
+        history = await self._history(session_id)
+        loaded = await self._writer.load(None, session_id)
+        turn = loaded.internal.turn or TurnState()
+        done = {k: v.result_event for k, v in turn.ledger.items() if v.result_event is not None}
+        recorded = await read_results(self._store, session_id, list(done.values()))
+        results = {k: recorded[e] for k, e in done.items() if e in recorded}
+        for pending in loaded.internal.pending.values():
+            answer = pending.answer
+            if pending.kind == "custom" and answer is not None:
+                is_error = bool(answer.get("is_error"))
+                results[pending.tool_use_id] = Result(answer_text(answer), is_error, pending.answer_event)
+
+        def change(current: LoadedSession) -> Change:
+            internal = current.internal
+            state = internal.turn or TurnState()
+            events: list[Any] = []
+            if state.open_span is not None:
+                events.append(out.span_end(state.open_span))
+            if current.status != "idle" or internal.pending:
+                events.append(out.idle(_END))
+            closing = closing_request(history.messages, results)
+            cleared = internal.model_copy(update={"pending": {}, "turn": None, "interrupt_requested": False})
+            written = history.append(closing) if closing is not None else None
+            return turn_end(cleared, events, history=written)
+
+        await self._writer.apply(session_id, change)
+
+    async def _reschedule(self, session_id: str, exc: Exception) -> None:
+        from ..models import model_error_type
+
+        kind = model_error_type(exc)
+        loaded = await self._writer.load(None, session_id)
+        attempts = (loaded.internal.turn or TurnState()).attempts + 1
+        if attempts > self.config.max_retries:
+            await self._end_with_error(session_id, kind, str(exc), stop="retries_exhausted")
+            return
+
+        def change(current: LoadedSession) -> Change:
+            state = current.internal.turn or TurnState()
+            events: list[Any] = []
+            if state.open_span is not None:
+                events.append(out.span_end(state.open_span, is_error=True))
+            events += [out.error(kind, str(exc), "retrying"), out.rescheduled()]
+            internal = current.internal.model_copy(
+                update={"turn": state.model_copy(update={"attempts": attempts, "open_span": None})}
+            )
+            return Change(events=events, status="rescheduling", internal=internal)
+
+        await self._writer.apply(session_id, change)
+        delay = min(self.config.retry_backoff * 2 ** (attempts - 1), self.config.retry_backoff_max)
+        await asyncio.sleep(delay)
+
+    async def _end_with_error(self, session_id: str, kind: str, message: str, *, stop: str = "end_turn") -> None:
+        from ._turn import turn_end
+
+        def change(current: LoadedSession) -> Change:
+            state = current.internal.turn or TurnState()
+            events: list[Any] = []
+            if state.open_span is not None:
+                events.append(out.span_end(state.open_span, is_error=True))
+            events += [out.error(kind, message, "exhausted"), out.idle({"type": stop})]
+            return turn_end(current.internal.model_copy(update={"turn": None, "pending": {}}), events)
+
+        await self._writer.apply(session_id, change)
+
+    async def _terminate(self, session_id: str, kind: str, message: str) -> None:
+        def change(current: LoadedSession) -> Change:
+            state = current.internal.turn or TurnState()
+            events: list[Any] = []
+            if state.open_span is not None:
+                events.append(out.span_end(state.open_span, is_error=True))
+            events += [out.error(kind, message, "terminal"), out.terminated()]
+            internal = current.internal.model_copy(update={"turn": None, "queue": [], "pending": {}})
+            return Change(events=events, status="terminated", internal=internal)
+
+        await self._writer.apply(session_id, change)
+
+    async def _fail(self, session_id: str, exc: Exception) -> None:
+        """The worker itself failed: end the turn visibly rather than leave the session running unowned."""
+        try:
+            await self._end_with_error(session_id, "unknown_error", f"the session's worker failed: {exc}")
+        except Exception:
+            log.exception("could not end the turn of session %s after its worker failed", session_id)
+
+
+def _next_step(loaded: LoadedSession) -> Step | None:
+    if loaded.document.archived_at is not None or loaded.status == "terminated":
+        return None
+    if loaded.internal.interrupt_requested:
+        return "interrupt"
+    if loaded.status in ("running", "rescheduling"):
+        pending = loaded.internal.pending
+        if pending and any(p.answer is None for p in pending.values()):
+            return None
+        return "continue"
+    return None
+
+
+_END = {"type": "end_turn"}
+_MAX_WORKER_FAILURES = 3
