@@ -33,6 +33,7 @@ from pydantic_ai.messages import (
     TextPartDelta,
     ThinkingPart,
     ToolCallPart,
+    ToolReturnPart,
     UserPromptPart,
 )
 from pydantic_ai.models import Model, ModelRequestParameters
@@ -158,7 +159,8 @@ class Turn:
 
     async def _request(self, new: list[ModelMessage], events: list[Any], params: ModelRequestParameters) -> bool:
         """One model request and its two commits; True when the turn ended (no tool was called)."""
-        answered = bool(new) and isinstance(new[-1], ModelRequest) and not isinstance(new[-1].parts[0], UserPromptPart)
+        # the last response's calls get their results with this request: its ledger is done with
+        answered = any(isinstance(p, ToolReturnPart) for m in new if isinstance(m, ModelRequest) for p in m.parts)
         loaded = await self._writer.load(None, self._session_id)
         turn = loaded.internal.turn or TurnState()
         if turn.requests >= self._config.max_model_requests_per_turn:
@@ -177,7 +179,7 @@ class Turn:
         def before(current: LoadedSession) -> Change:
             state = current.internal.turn or TurnState()
             update: dict[str, Any] = {"open_span": start_id, "prompt_sent": True, "requests": state.requests + 1}
-            if answered:  # the last response's calls are closed: its ledger is done with
+            if answered:
                 update.update(tool_events={}, ledger={})
             internal = with_turn(current.internal, **update)
             if answered and internal.pending:
@@ -187,7 +189,8 @@ class Turn:
             )
 
         await self._writer.apply(self._session_id, before)
-        response = await self._stream(params)
+        message_id = out.event_id()
+        response = await self._stream(params, message_id)
         calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
         tokens = tokens_of(response)
         produced: list[Any] = []
@@ -195,8 +198,8 @@ class Turn:
             produced.append(out.thinking())
         text = "".join(p.content for p in response.parts if isinstance(p, TextPart))
         if text:
-            produced.append(out.agent_message(self._message_id, text))
-            refer_text(response, self._message_id)
+            produced.append(out.agent_message(message_id, text))
+            refer_text(response, message_id)
         announced = {call.tool_call_id: tool_use_event(self._tools, call) for call in calls}
         produced += announced.values()
         produced.append(out.span_end(start_id, tokens._asdict()))
@@ -213,9 +216,8 @@ class Turn:
         await self._writer.apply(self._session_id, after)
         return not calls
 
-    async def _stream(self, params: ModelRequestParameters) -> ModelResponse:
-        """Request the model, streaming text previews to live subscribers as it is written."""
-        self._message_id = out.event_id()
+    async def _stream(self, params: ModelRequestParameters, message_id: str) -> ModelResponse:
+        """Request the model, streaming text previews (of the `agent.message` to come) to live subscribers."""
         started = False
         async with model_request_stream(self._model, self._history.messages, model_request_parameters=params) as stream:
             async for event in stream:
@@ -227,10 +229,10 @@ class Turn:
                 if text is None:
                     continue
                 if not started:
-                    self._bus.preview(self._session_id, "event_start", out.preview_start(self._message_id))
+                    self._bus.preview(self._session_id, "event_start", out.preview_start(message_id))
                     started = True
                 if text:
-                    self._bus.preview(self._session_id, "event_delta", out.preview_delta(self._message_id, text))
+                    self._bus.preview(self._session_id, "event_delta", out.preview_delta(message_id, text))
             return stream.get()
 
 
