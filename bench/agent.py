@@ -47,13 +47,17 @@ async def _setup(rt: Runtime, params: wire.AgentCreateParams | None = None) -> t
 
 
 async def _turn(rt: Runtime, session_id: str, text: str) -> float:
-    """Send a message and wait for the turn's idle on the stream; seconds taken."""
-    after = await rt.store.last_seq(session_id) or 0
+    """Open the session's stream (live), send a message, wait for the turn's idle on it; seconds taken, the stream's
+    opening included (what a client that opens a stream per turn pays)."""
     started = time.perf_counter()
-    await rt.send_events(WS, session_id, [_message(text)])
-    async for event in rt.stream_events(WS, session_id, after_seq=after):
-        if isinstance(event, StoredEvent) and event.type == "session.status_idle":
-            break
+    stream = await rt.open_stream(WS, session_id)
+    try:
+        await rt.send_events(WS, session_id, [_message(text)])
+        async for event in stream:
+            if isinstance(event, StoredEvent) and event.type == "session.status_idle":
+                break
+    finally:
+        await stream.aclose()
     return time.perf_counter() - started
 
 

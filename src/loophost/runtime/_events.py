@@ -15,11 +15,10 @@ from ._errors import Conflict, CursorOutOfRange, InvalidRequest, NotFound
 from ._sessions import SessionsMixin
 from ._state import SessionInternal, start_next_turn
 from ._stream import LogStream, open_log_stream
-from ._writer import Change, LoadedSession
+from ._writer import INPUT_TYPES, Change, LoadedSession
 from .store import EventQuery, IdempotencyRecord, NewEvent, StoredEvent
 
-QUEUED_TYPES = frozenset({"user.message", "user.define_outcome", "system.message"})
-"""Input that waits its turn in the session's queue (processed_at stays null until the worker takes it)."""
+QUEUED_TYPES = INPUT_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,8 +283,15 @@ class EventsMixin(SessionsMixin):
                 return True
             return loaded.status == "terminated"
 
+        async def end() -> int | None:
+            # exact: every commit settles its row (under the session's lock) before a reader sees it
+            try:
+                return (await self.read_session(workspace, session_id)).row.last_seq
+            except NotFound:
+                return None
+
         return await open_log_stream(
-            self.store, self.bus, session_id, after_seq, is_finished=finished, previews=previews
+            self.store, self.bus, session_id, after_seq, is_finished=finished, previews=previews, end=end
         )
 
     async def stream_events(

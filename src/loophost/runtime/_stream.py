@@ -49,8 +49,12 @@ async def open_log_stream(
     is_finished: Callable[[], Awaitable[bool]] | None = None,
     page_size: int = REPLAY_PAGE,
     previews: bool = False,
+    end: Callable[[], Awaitable[int | None]] | None = None,
 ) -> LogStream:
     """Subscribe and check the cursor now (`after_seq=None`: from the current end, live only); then iterate.
+
+    `end`, when given, tells the log's last seq exactly as of the moment it is awaited (after the subscription):
+    the stream then skips reading a log it has nothing to replay from. Without it the store is asked.
 
     Every event with seq > `after_seq`, exactly once, in order, then live events. Ends after a terminal event
     (`session.status_terminated`, `session.deleted`), or after the replay when `is_finished` (awaited) says the
@@ -59,7 +63,7 @@ async def open_log_stream(
     """
     sub = bus.subscribe(session_id, previews=previews)
     try:
-        last = await store.last_seq(session_id)
+        last = await (end() if end is not None else store.last_seq(session_id))
         if last is None:
             raise NotFound(f"session {session_id} not found", resource="session")
         start = last if after_seq is None else after_seq
@@ -70,7 +74,10 @@ async def open_log_stream(
     except BaseException:
         sub.close()
         raise
-    return LogStream(sub, _follow(store, sub, session_id, start, is_finished=is_finished, page_size=page_size))
+    follow = _follow(
+        store, sub, session_id, start, is_finished=is_finished, page_size=page_size, replay=end is None or start < last
+    )
+    return LogStream(sub, follow)
 
 
 async def stream_log(
@@ -102,6 +109,7 @@ async def _follow(
     *,
     is_finished: Callable[[], Awaitable[bool]] | None,
     page_size: int,
+    replay: bool = True,
 ) -> AsyncGenerator[StreamItem, None]:
     try:
 
@@ -118,10 +126,11 @@ async def _follow(
                     return
                 size = page_size
 
-        async for event in catch_up(None):
-            yield event
-            if event.type in TERMINAL_TYPES:
-                return
+        if replay:
+            async for event in catch_up(None):
+                yield event
+                if event.type in TERMINAL_TYPES:
+                    return
         if is_finished is not None and await is_finished():
             # Nothing can follow; but a terminal event may have committed (or, for a deletion, been handed to the
             # subscription) between the replay and now.

@@ -38,6 +38,9 @@ from .store import (
     TokenCounts,
 )
 
+INPUT_TYPES = frozenset({"user.message", "user.define_outcome", "system.message"})
+"""Input that waits its turn: `processed_at` stays null until a turn takes it."""
+
 Waker = Callable[[str, bool], None]
 """Called with (session id, interrupt) after a commit that leaves the session needing a worker."""
 
@@ -142,7 +145,13 @@ class SessionWriter:
         self.locks = SessionLocks()
         self._cache: OrderedDict[str, LoadedSession] = OrderedDict()
         self._cache_size = cache_size
+        self._inputs: OrderedDict[str, str] = OrderedDict()
         self.waker: Waker | None = None
+
+    def input_body(self, event_id: str) -> str | None:
+        """The stored JSON of an input event this process committed (a turn reads its prompt from it once), or
+        None when it is not in memory (read it from the log)."""
+        return self._inputs.pop(event_id, None)
 
     def forget(self, session_id: str) -> None:
         """Drop a session from memory (it was deleted)."""
@@ -286,6 +295,11 @@ class SessionWriter:
         loaded.internal = internal
         loaded._view = None
         self._keep(loaded)
+        for event in events:
+            if event.type in INPUT_TYPES:
+                self._inputs[event.id] = event.body
+                while len(self._inputs) > self._cache_size:
+                    self._inputs.popitem(last=False)
         if stored_change is not None and stored_change.wants_worker and self.waker is not None:
             self.waker(row.id, internal.interrupt_requested and not interrupt_before)
         if cancelled:

@@ -141,8 +141,8 @@ class Turn:
         agent = loaded.document.agent
         extra = None
         if turn.system_id is not None:
-            stored = await self._store.get_event(self._session_id, turn.system_id)
-            extra = text_of(json.loads(stored.body).get("content")) if stored is not None else None
+            body = await self._input_body(turn.system_id)
+            extra = text_of(json.loads(body).get("content")) if body is not None else None
         instructions = "\n\n".join(x for x in (agent.system, extra) if x)
         return ModelRequestParameters(
             function_tools=session_tools(self._tools, agent),
@@ -150,10 +150,20 @@ class Turn:
             instruction_parts=[InstructionPart(content=instructions)] if instructions else None,
         )
 
+    async def _input_body(self, event_id: str | None) -> str | None:
+        """An input event's JSON: from memory when this process accepted it, else from the log."""
+        if event_id is None:
+            return None
+        body = self._writer.input_body(event_id)
+        if body is None:
+            stored = await self._store.get_event(self._session_id, event_id)
+            body = stored.body if stored is not None else None
+        return body
+
     async def _prompt(self, turn: TurnState) -> ModelRequest:
         """The turn's input as a user prompt, tagged with the session and input it came from."""
-        stored = await self._store.get_event(self._session_id, turn.input_id) if turn.input_id else None
-        content = prompt_of(json.loads(stored.body)) if stored is not None else ""
+        body = await self._input_body(turn.input_id)
+        content = prompt_of(json.loads(body)) if body is not None else ""
         tag = {"loophost": {"session_id": self._session_id, "input_id": turn.input_id}}
         return ModelRequest(parts=[UserPromptPart(content)], metadata=tag)
 
