@@ -123,6 +123,10 @@ class EventBus:
                         sub._push(run)
                 start = i
 
+    def wants_previews(self, session_id: str) -> bool:
+        """Whether a subscriber of the session asked for previews (a producer need not build them otherwise)."""
+        return any(sub.previews for sub in self._subs.get(session_id, ()))
+
     def preview(self, session_id: str, type_: str, body: str) -> None:
         """Offer a preview to the subscribers of the session that asked for previews."""
         subs = self._subs.get(session_id)

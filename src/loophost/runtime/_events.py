@@ -65,7 +65,7 @@ class EventsMixin(SessionsMixin):
         _check_system_messages(events)
         async with self.locks.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
-            if loaded.session.archived_at is not None:
+            if loaded.row.archived_at is not None:
                 raise Conflict(f"session {session_id!r} is archived; it accepts no events", code="archived")
             if loaded.status == "terminated":
                 raise Conflict(f"session {session_id!r} is terminated; it accepts no events", code="terminated")
@@ -94,11 +94,11 @@ class EventsMixin(SessionsMixin):
                 announce.append(_status_running(self.event_id()))
             elif loaded.status == "idle" and (started := start_next_turn(internal)) is not None:
                 # input that will be processed moves the session to running in the same commit
-                internal, taken = started
+                internal, taken = started.internal, started.taken
                 status = "running"
                 processed_at = wire.utcnow()
                 echoes = [e.model_copy(update={"processed_at": processed_at}) if e.id in taken else e for e in echoes]
-                announce.append(_status_running(self.event_id()))
+                announce += started.events
             elif still_open and still_open != was_open and not internal.interrupt_requested:
                 # a partial answer: the session stays blocked on the rest, and says which
                 announce.append(

@@ -96,12 +96,9 @@ class SessionsMixin(RuntimeCore):
         status: wire.SessionStatus = "idle"
         started = start_next_turn(internal)
         if started is not None:  # the first input starts a turn at once: the session is created running
-            internal, taken = started
-            status = "running"
-            echoes = [e.model_copy(update={"processed_at": ts}) if e.id in taken else e for e in echoes]
-            echoes.append(
-                wire.parse_event({"id": self.event_id(), "type": "session.status_running", "processed_at": ts})
-            )
+            internal, status = started.internal, "running"
+            echoes = [e.model_copy(update={"processed_at": ts}) if e.id in started.taken else e for e in echoes]
+            echoes += started.events
         initial = [self.new_event(e) for e in echoes]
         row = SessionRow(
             workspace=workspace,
@@ -271,7 +268,7 @@ class SessionsMixin(RuntimeCore):
     async def delete_session(self, workspace: str, session_id: str) -> wire.Deleted:
         async with self.locks.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
-            if loaded.session.status in ACTIVE_STATUSES:
+            if loaded.status in ACTIVE_STATUSES:
                 raise Conflict(f"session {session_id!r} is running; interrupt it first", code="running")
             if not await self.store.delete_session(workspace, session_id):
                 raise NotFound(f"session {session_id!r} not found", resource="session")
@@ -297,29 +294,27 @@ class SessionsMixin(RuntimeCore):
     async def _set_paused(self, workspace: str, session_id: str, paused: bool) -> SessionState:
         async with self.locks.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
-            if loaded.session.archived_at is not None or loaded.status == "terminated":
+            if loaded.row.archived_at is not None or loaded.status == "terminated":
                 raise Conflict(f"session {session_id!r} is {_finished(loaded.session)}", code="terminated")
             if loaded.internal.paused != paused:
                 internal = loaded.internal.model_copy(update={"paused": paused})
                 change = Change(internal=internal)
                 started = start_next_turn(internal) if loaded.status == "idle" else None
                 if started is not None:  # resuming an idle session with queued input starts its next turn
-                    internal, taken = started
-                    running = wire.parse_event(
-                        {"id": self.event_id(), "type": "session.status_running", "processed_at": wire.utcnow()}
+                    change = Change(
+                        internal=started.internal, status="running", events=started.events, processed=started.taken
                     )
-                    change = Change(internal=internal, status="running", events=[running], processed=taken)
                 await self.commit(loaded, change)
         return await self.status(workspace, session_id)
 
     async def status(self, workspace: str, session_id: str) -> SessionState:
         loaded = await self.read_session(workspace, session_id)
         return SessionState(
-            status=loaded.session.status,
+            status=loaded.status,
             paused=loaded.internal.paused,
             queued=len(loaded.internal.queue),
             pending_event_ids=tuple(k for k, v in loaded.internal.pending.items() if v.answer is None),
-            archived=loaded.session.archived_at is not None,
+            archived=loaded.row.archived_at is not None,
         )
 
 

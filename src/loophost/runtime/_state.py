@@ -5,9 +5,13 @@ a tool's output is never copied here, only the id of the event that holds it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from .. import wire
+from ._ids import new_id
 
 PendingKind = Literal["custom", "confirmation", "tool_result"]
 CallState = Literal["started", "done"]
@@ -47,7 +51,8 @@ class TurnState(BaseModel):
     """Tool-call id of the last response -> the id of the wire event that announced the call."""
     ledger: dict[str, CallRecord] = Field(default_factory=dict)
     open_span: str | None = None
-    """A span.model_request_start whose end has not been emitted."""
+    """A span.model_request_start whose end has not been emitted. The commit that starts a turn opens the span
+    of its first request (`prompt_sent` still false): the worker's first request uses it."""
     attempts: int = 0
     """Transient failures of the current model request, for the backoff."""
     requests: int = 0
@@ -69,9 +74,19 @@ class SessionInternal(BaseModel):
     turn: TurnState | None = None
 
 
-def start_next_turn(internal: SessionInternal) -> tuple[SessionInternal, list[str]] | None:
-    """Take the next queued input into a new turn, when nothing holds the session back: the new internal state
-    and the ids of the events taken (the input and its system.message). None when there is nothing to take.
+@dataclass(frozen=True, slots=True)
+class TurnStart:
+    """A turn started by a commit: the new internal state, the input events it takes (to mark processed), and the
+    events announcing it: `session.status_running` and the start of the turn's first model request, which the
+    worker makes right away (the span is open from the commit that starts the turn, one commit fewer per turn)."""
+
+    internal: SessionInternal
+    taken: list[str]
+    events: list[wire.SessionEvent]
+
+
+def start_next_turn(internal: SessionInternal) -> TurnStart | None:
+    """Take the next queued input into a new turn, when nothing holds the session back (None: nothing to take).
 
     Every commit that can leave a session idle calls this, so a session is never idle with input it could
     process: `idle` means nothing is queued (unless the session is paused or waits for tool answers)."""
@@ -82,6 +97,13 @@ def start_next_turn(internal: SessionInternal) -> tuple[SessionInternal, list[st
     input_id, *rest = internal.queue
     attached = dict(internal.attached)
     system_id = attached.pop(input_id, None)
-    turn = TurnState(input_id=input_id, system_id=system_id)
+    span_id = new_id("sevt")
+    turn = TurnState(input_id=input_id, system_id=system_id, open_span=span_id, requests=1)
     taken = [input_id] if system_id is None else [input_id, system_id]
-    return internal.model_copy(update={"queue": rest, "attached": attached, "turn": turn}), taken
+    at = wire.utcnow()
+    events = [
+        wire.parse_event({"id": new_id("sevt"), "type": "session.status_running", "processed_at": at}),
+        wire.parse_event({"id": span_id, "type": "span.model_request_start", "processed_at": at}),
+    ]
+    updated = internal.model_copy(update={"queue": rest, "attached": attached, "turn": turn})
+    return TurnStart(updated, taken, events)

@@ -223,7 +223,7 @@ async def test_environment_names_are_unique_per_workspace(store: Store) -> None:
     assert await store.get_environment("ws", "env_1") is None
 
 
-async def test_checkpoints_are_written_incrementally(store: Store) -> None:
+async def test_checkpoints_are_appended(store: Store) -> None:
     await store.insert_session(session_row())
     assert await store.get_checkpoint("sesn_1") == []
 
@@ -235,8 +235,9 @@ async def test_checkpoints_are_written_incrementally(store: Store) -> None:
     await write(0, b"a", b"\x00b")
     await write(2, b"c")
     assert await store.get_checkpoint("sesn_1") == [b"a", b"\x00b", b"c"]
-    await write(1, b"B")  # replace the tail after the common prefix
-    assert await store.get_checkpoint("sesn_1") == [b"a", b"B"]
+    with pytest.raises(StaleWrite):  # append-only: a taken position is another writer's, and nothing changes
+        await write(1, b"B")
+    assert await store.get_checkpoint("sesn_1") == [b"a", b"\x00b", b"c"]
     await store.delete_session("ws", "sesn_1")
     assert await store.get_checkpoint("sesn_1") == []
 

@@ -18,7 +18,7 @@ restarted worker does next (send the prompt, resolve the last response's calls, 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic_ai.direct import model_request_stream
@@ -43,7 +43,7 @@ from ... import wire
 from .._bus import EventBus
 from .._state import SessionInternal, TurnState, start_next_turn
 from .._writer import Change, LoadedSession, SessionWriter
-from ..store import Store, TokenCounts
+from ..store import CheckpointWrite, Store, TokenCounts
 from . import _outbound as out
 from ._calls import CallRunner, SessionTools, tool_use_event, with_turn
 from ._config import AgentLoopConfig
@@ -56,8 +56,20 @@ def turn_end(internal: SessionInternal, events: Sequence[Any], **change: Any) ->
     started = start_next_turn(internal)
     if started is None:
         return Change(events=events, status="idle", internal=internal, **change)
-    internal, taken = started
-    return Change(events=[*events, out.running()], status="running", internal=internal, processed=taken, **change)
+    return Change(
+        events=[*events, *started.events],
+        status="running",
+        internal=started.internal,
+        processed=started.taken,
+        **change,
+    )
+
+
+def joined(first: CheckpointWrite | None, second: CheckpointWrite | None) -> CheckpointWrite | None:
+    """Two consecutive appends to the history as one write."""
+    if first is None or second is None:
+        return first or second
+    return CheckpointWrite(first.keep, first.append + second.append)
 
 
 def tokens_of(response: ModelResponse) -> TokenCounts:
@@ -168,7 +180,8 @@ class Turn:
         return ModelRequest(parts=[UserPromptPart(content)], metadata=tag)
 
     async def _request(self, new: list[ModelMessage], events: list[Any], params: ModelRequestParameters) -> bool:
-        """One model request and its two commits; True when the turn ended (no tool was called)."""
+        """One model request and its commits (the one that opens its span, unless the turn's start did; the one
+        that stores the response); True when the turn ended (no tool was called)."""
         # the last response's calls get their results with this request: its ledger is done with
         answered = any(isinstance(p, ToolReturnPart) for m in new if isinstance(m, ModelRequest) for p in m.parts)
         loaded = await self._writer.load(None, self._session_id)
@@ -184,7 +197,48 @@ class Turn:
 
             await self._writer.apply(self._session_id, stop)
             return True
-        start_id = out.event_id()
+        carried: CheckpointWrite | None = None
+        if not turn.prompt_sent and turn.open_span is not None:
+            # the commit that started the turn opened this request's span: the prompt is stored with the response
+            start_id = turn.open_span
+            carried = self._history.append(*new)
+        else:
+            start_id = out.event_id()
+            await self._writer.apply(self._session_id, self._opening(start_id, new, events, answered))
+            events = []
+        message_id = out.event_id()
+        response = await self._stream(params, message_id)
+        calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
+        tokens = tokens_of(response)
+        produced: list[Any] = list(events)  # (committed here only when no opening commit took them)
+        if any(isinstance(p, ThinkingPart) for p in response.parts):
+            produced.append(out.thinking())
+        text = "".join(p.content for p in response.parts if isinstance(p, TextPart))
+        if text:
+            produced.append(out.agent_message(message_id, text))
+            refer_text(response, message_id)
+        announced = {call.tool_call_id: tool_use_event(self._tools, call) for call in calls}
+        produced += announced.values()
+        produced.append(out.span_end(start_id, tokens._asdict()))
+
+        def after(current: LoadedSession) -> Change:
+            history = joined(carried, self._history.append(response))
+            if calls:
+                tool_events = {call_id: event.id for call_id, event in announced.items()}
+                internal = with_turn(
+                    current.internal, open_span=None, prompt_sent=True, attempts=0, tool_events=tool_events, ledger={}
+                )
+                return Change(events=produced, internal=internal, history=history, usage=tokens)
+            internal = current.internal.model_copy(update={"turn": None})
+            return turn_end(internal, [*produced, out.idle(_END)], history=history, usage=tokens)
+
+        await self._writer.apply(self._session_id, after)
+        return not calls
+
+    def _opening(
+        self, start_id: str, new: list[ModelMessage], events: list[Any], answered: bool
+    ) -> Callable[[LoadedSession], Change]:
+        """The commit before a request: its span opens, with what the history gained since the last response."""
 
         def before(current: LoadedSession) -> Change:
             state = current.internal.turn or TurnState()
@@ -198,33 +252,7 @@ class Turn:
                 events=[*events, out.span_start(start_id)], internal=internal, history=self._history.append(*new)
             )
 
-        await self._writer.apply(self._session_id, before)
-        message_id = out.event_id()
-        response = await self._stream(params, message_id)
-        calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
-        tokens = tokens_of(response)
-        produced: list[Any] = []
-        if any(isinstance(p, ThinkingPart) for p in response.parts):
-            produced.append(out.thinking())
-        text = "".join(p.content for p in response.parts if isinstance(p, TextPart))
-        if text:
-            produced.append(out.agent_message(message_id, text))
-            refer_text(response, message_id)
-        announced = {call.tool_call_id: tool_use_event(self._tools, call) for call in calls}
-        produced += announced.values()
-        produced.append(out.span_end(start_id, tokens._asdict()))
-
-        def after(current: LoadedSession) -> Change:
-            history = self._history.append(response)
-            if calls:
-                tool_events = {call_id: event.id for call_id, event in announced.items()}
-                internal = with_turn(current.internal, open_span=None, attempts=0, tool_events=tool_events, ledger={})
-                return Change(events=produced, internal=internal, history=history, usage=tokens)
-            internal = current.internal.model_copy(update={"turn": None})
-            return turn_end(internal, [*produced, out.idle(_END)], history=history, usage=tokens)
-
-        await self._writer.apply(self._session_id, after)
-        return not calls
+        return before
 
     async def _stream(self, params: ModelRequestParameters, message_id: str) -> ModelResponse:
         """Request the model, streaming text previews (of the `agent.message` to come) to live subscribers."""
@@ -236,7 +264,7 @@ class Turn:
                     text = event.part.content
                 elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
                     text = event.delta.content_delta
-                if text is None:
+                if text is None or not self._bus.wants_previews(self._session_id):
                     continue
                 if not started:
                     self._bus.preview(self._session_id, "event_start", out.preview_start(message_id))

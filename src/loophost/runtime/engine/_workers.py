@@ -196,18 +196,23 @@ class SessionWorkers:
 
         loaded = await self._writer.load(None, session_id)
         turn = loaded.internal.turn
-        if loaded.status == "rescheduling" or (turn is not None and turn.open_span is not None):
+        # a span left open by a request in flight when the process died is closed; the span the turn's start
+        # opened for its first request (prompt not sent yet) is that request's, and stays
+        if loaded.status == "rescheduling" or (turn is not None and turn.open_span is not None and turn.prompt_sent):
 
             def resume(current: LoadedSession) -> Change:
                 state = current.internal.turn or TurnState()
                 events: list[Any] = []
-                if state.open_span is not None:
+                if state.open_span is not None and state.prompt_sent:
                     events.append(out.span_end(state.open_span, is_error=True))
                 change: dict[str, Any] = {}
                 if current.status == "rescheduling":
                     events.append(out.running())
                     change["status"] = "running"
-                internal = current.internal.model_copy(update={"turn": state.model_copy(update={"open_span": None})})
+                open_span = None if state.prompt_sent else state.open_span
+                internal = current.internal.model_copy(
+                    update={"turn": state.model_copy(update={"open_span": open_span})}
+                )
                 return Change(events=events, internal=internal, **change)
 
             await self._writer.apply(session_id, resume)

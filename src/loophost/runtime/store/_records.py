@@ -95,10 +95,10 @@ class SessionRow:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointWrite:
-    """An incremental write of a session's checkpoint: an ordered list of opaque entries.
+    """An append to a session's checkpoint, an ordered list of opaque entries (the history is append-only).
 
-    Entries from index `keep` on are replaced by `append`, so a step that adds messages to a long history writes
-    only the new ones (bytes per turn stay proportional to the turn, not to the session).
+    `append` goes at positions `keep`, `keep + 1`, ...: `keep` is the number of entries already stored, so a step
+    that adds messages to a long history writes only the new ones (bytes per turn stay proportional to the turn).
     """
 
     keep: int

@@ -375,12 +375,9 @@ class SQLiteStore:
         processed: tuple[Sequence[str], str] | None = None,
     ) -> tuple[int, list[StoredEvent]]:
         def fn(conn: sqlite3.Connection) -> tuple[tuple[int, list[StoredEvent]], Sequence[StoredEvent]]:
-            cur = conn.execute("SELECT revision FROM sessions WHERE id = ?", (session_id,)).fetchone()
-            if cur is None:
-                raise StaleWrite(f"session {session_id} no longer exists", code="session_gone")
-            revision = cur[0]
-            if expected_revision is not None and revision != expected_revision:
-                raise StaleWrite(f"session {session_id} changed concurrently (revision {revision})")
+            revision = expected_revision
+            if change is None or expected_revision is None:  # else the UPDATE below compares and sets
+                revision = _check_revision(conn, session_id, expected_revision)
             if idempotency is not None:
                 try:
                     conn.execute(
@@ -414,8 +411,16 @@ class SQLiteStore:
                             args.append(added)
                 if change.checkpoint is not None:
                     _write_checkpoint(conn, session_id, change.checkpoint)
-                conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?", (*args, session_id))
-                revision += 1
+                if expected_revision is None:
+                    conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?", (*args, session_id))
+                else:
+                    updated = conn.execute(
+                        f"UPDATE sessions SET {', '.join(sets)} WHERE id = ? AND revision = ?",
+                        (*args, session_id, expected_revision),
+                    )
+                    if updated.rowcount != 1:
+                        _check_revision(conn, session_id, expected_revision)  # raises: gone, or changed
+                revision = (revision or 0) + 1
             if processed is not None:
                 ids, at = processed
                 conn.executemany(
@@ -424,6 +429,7 @@ class SQLiteStore:
                     [(at, at, session_id, event_id) for event_id in ids],
                 )
             stored = _append_guarded(conn, self._engine.seqs, session_id, events)
+            assert revision is not None
             return (revision, stored), stored
 
         return await self._engine.write(fn)
@@ -652,9 +658,22 @@ def _append_guarded(
         raise StaleWrite(f"session {session_id} no longer exists", code="session_gone") from exc
 
 
+def _check_revision(conn: sqlite3.Connection, session_id: str, expected: int | None) -> int:
+    """The session's revision; `StaleWrite` when it is gone or not the one expected."""
+    row = conn.execute("SELECT revision FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    if row is None:
+        raise StaleWrite(f"session {session_id} no longer exists", code="session_gone")
+    if expected is not None and row[0] != expected:
+        raise StaleWrite(f"session {session_id} changed concurrently (revision {row[0]})")
+    return int(row[0])
+
+
 def _write_checkpoint(conn: sqlite3.Connection, session_id: str, write: CheckpointWrite) -> None:
-    conn.execute("DELETE FROM checkpoint_entries WHERE session_id = ? AND idx >= ?", (session_id, write.keep))
-    conn.executemany(
-        "INSERT INTO checkpoint_entries (session_id, idx, body) VALUES (?,?,?)",
-        [(session_id, write.keep + i, body) for i, body in enumerate(write.append)],
-    )
+    """Append entries (the history is append-only: a position already taken means another writer got there)."""
+    try:
+        conn.executemany(
+            "INSERT INTO checkpoint_entries (session_id, idx, body) VALUES (?,?,?)",
+            [(session_id, write.keep + i, body) for i, body in enumerate(write.append)],
+        )
+    except sqlite3.IntegrityError as exc:
+        raise StaleWrite(f"session {session_id}'s history already has an entry at {write.keep}") from exc
