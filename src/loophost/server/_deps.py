@@ -17,7 +17,8 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>
 _x_api_key = APIKeyHeader(name="x-api-key", auto_error=False, description="The key in `x-api-key`")
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
+    """Async, so FastAPI does not run it on a worker thread (a thread hop on every request)."""
     rt: Runtime = request.app.state.runtime
     return rt
 
