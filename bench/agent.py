@@ -23,7 +23,7 @@ from pydantic_ai.direct import model_request
 from pydantic_ai.messages import ModelMessage, ModelRequest
 
 from loophost import wire
-from loophost.runtime import Runtime, StoredEvent, ToolContext, ToolOutput
+from loophost.runtime import Runtime, StoredEvent, ToolContext, ToolOutput, tune_gc
 from loophost.runtime.models import scripted_model
 
 from ._registry import Context, benchmark
@@ -108,6 +108,8 @@ async def turn_overhead(ctx: Context) -> AsyncIterator[Metric]:
         for index in range(sessions + WARM_UP):
             session = await rt.start_session(WS, wire.SessionCreateParams(agent=agent_id, environment_id=env_id))
             timings = [await _turn(rt, session.id, f"hello {i}") for i in range(ECHO_TURNS)]
+            if index == WARM_UP - 1:
+                tune_gc()  # as `loophost serve` does once it has started (see runtime/_gc.py)
             if index >= WARM_UP:
                 samples += timings
     # the peer, in the same run: the model layer alone, history in memory, nothing durable
@@ -346,6 +348,7 @@ async def throughput(ctx: Context) -> AsyncIterator[Metric]:
             for _ in range(concurrency)
         ]
         await _turn(rt, ids[0], "warm up")
+        tune_gc()  # as `loophost serve` does once it has started (see runtime/_gc.py)
         latencies: list[float] = []
 
         async def loop(session_id: str) -> None:

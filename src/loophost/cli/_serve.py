@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from ..runtime import DEFAULT_WORKSPACE, Runtime
+from ..runtime import DEFAULT_WORKSPACE, Runtime, tune_gc
 from ..runtime._clock import now_str
 from ..server import ApiKeys, ServerSettings, create_app, key_hash, new_key
 
@@ -34,7 +34,8 @@ class _Server(uvicorn.Server):
         if self.started and self.servers:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             print(f"loophost listening on http://{host}:{port}", flush=True)
-            self._app.state.runtime.workers.warm_up()  # the agent core loads while the server already answers
+            # the agent core loads while the server already answers; then start-up's objects leave the collector
+            self._app.state.runtime.workers.warm_up(then=tune_gc)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         self._app.state.closing.set()  # streams close cleanly; the lifespan then checkpoints and closes the runtime

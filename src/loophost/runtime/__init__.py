@@ -16,6 +16,7 @@ from ._errors import (
     StoreClosed,
 )
 from ._events import EventPage
+from ._gc import tune_gc
 from ._runtime import Runtime
 from ._sessions import SessionState
 from ._stream import LogStream
@@ -46,4 +47,5 @@ __all__ = [
     "ToolContext",
     "ToolOutput",
     "open_store",
+    "tune_gc",
 ]

@@ -16,7 +16,7 @@ import asyncio
 import importlib
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -88,11 +88,14 @@ class SessionWorkers:
             task = asyncio.create_task(self._supervise(session_id), name=f"loophost-session-{session_id}")
             self._workers[session_id] = task
 
-    def warm_up(self) -> None:
+    def warm_up(self, then: Callable[[], None] | None = None) -> None:
         """Import the turn engine (pydantic-ai) on a thread, once, so no turn stalls the event loop on that
-        import. Called when a worker is first needed; a server calls it as soon as it listens."""
+        import. Called when a worker is first needed; a server calls it as soon as it listens, with `then` to
+        run on the loop once the import is done."""
         if self._warm_up is None:
             self._warm_up = asyncio.create_task(asyncio.to_thread(importlib.import_module, _TURN_MODULE))
+        if then is not None:
+            self._warm_up.add_done_callback(lambda _: then())
 
     async def recover(self) -> int:
         """On open: give every session that was mid-work a worker again."""
