@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from .. import __version__
 from ..runtime import Runtime
+from ._deps import SECURITY_SCHEMES
 from ._errors import install_error_handlers
 from ._keys import ApiKeys
 from ._middleware import RequestContext
@@ -50,4 +52,15 @@ def create_app(runtime: Runtime, *, keys: ApiKeys, settings: ServerSettings | No
     app.add_middleware(RequestContext, settings=settings)
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with how callers authenticate (checked by `workspace`, not a security dependency)."""
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            schema["security"] = [{"bearer": []}, {"apiKey": []}]
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

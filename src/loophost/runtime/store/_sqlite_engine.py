@@ -233,19 +233,20 @@ class SQLiteEngine:
                 outcomes = await loop.run_in_executor(self._writer_pool, self._apply, batch)
             self._commits += 1
             committed: list[StoredEvent] = []
-            for ok, value in outcomes:
+            for op, (ok, value) in zip(batch, outcomes, strict=True):
                 if ok:
                     committed.extend(value[1])
-            if committed:
-                for listener in self._listeners:
-                    listener(committed)
-            for op, (ok, value) in zip(batch, outcomes, strict=True):
                 if op.future.done():  # the caller was cancelled; the write still happened
                     continue
                 if ok:
                     op.future.set_result(value[0])
                 else:
                     op.future.set_exception(value)
+            # both after COMMIT; the writers are answered first, so a sender's reply does not queue behind the
+            # streams that carry the same events
+            if committed:
+                for listener in self._listeners:
+                    listener(committed)
             if self._wal_bytes() > WAL_RESET_BYTES:  # on the writer thread in both modes: it may take a while
                 await loop.run_in_executor(self._writer_pool, self._reset_wal)
             if self._inline:
