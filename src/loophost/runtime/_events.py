@@ -96,8 +96,7 @@ class EventsMixin(SessionsMixin):
                 # input that will be processed moves the session to running in the same commit
                 internal, taken = started.internal, started.taken
                 status = "running"
-                processed_at = wire.utcnow()
-                echoes = [e.model_copy(update={"processed_at": processed_at}) if e.id in taken else e for e in echoes]
+                echoes = [e.model_copy(update={"processed_at": started.at}) if e.id in taken else e for e in echoes]
                 announce += started.events
             elif still_open and still_open != was_open and not internal.interrupt_requested:
                 # a partial answer: the session stays blocked on the rest, and says which

@@ -97,7 +97,7 @@ class SessionsMixin(RuntimeCore):
         started = start_next_turn(internal)
         if started is not None:  # the first input starts a turn at once: the session is created running
             internal, status = started.internal, "running"
-            echoes = [e.model_copy(update={"processed_at": ts}) if e.id in started.taken else e for e in echoes]
+            echoes = [e.model_copy(update={"processed_at": started.at}) if e.id in started.taken else e for e in echoes]
             echoes += started.events
         initial = [self.new_event(e) for e in echoes]
         row = SessionRow(
@@ -302,7 +302,11 @@ class SessionsMixin(RuntimeCore):
                 started = start_next_turn(internal) if loaded.status == "idle" else None
                 if started is not None:  # resuming an idle session with queued input starts its next turn
                     change = Change(
-                        internal=started.internal, status="running", events=started.events, processed=started.taken
+                        internal=started.internal,
+                        status="running",
+                        events=started.events,
+                        processed=started.taken,
+                        processed_at=started.at,
                     )
                 await self.commit(loaded, change)
         return await self.status(workspace, session_id)

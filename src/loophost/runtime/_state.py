@@ -6,6 +6,7 @@ a tool's output is never copied here, only the id of the event that holds it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -83,6 +84,8 @@ class TurnStart:
     internal: SessionInternal
     taken: list[str]
     events: list[wire.SessionEvent]
+    at: datetime
+    """When the turn started: the `processed_at` of the input taken and of the events announcing it."""
 
 
 def start_next_turn(internal: SessionInternal) -> TurnStart | None:
@@ -106,4 +109,4 @@ def start_next_turn(internal: SessionInternal) -> TurnStart | None:
         wire.parse_event({"id": span_id, "type": "span.model_request_start", "processed_at": at}),
     ]
     updated = internal.model_copy(update={"queue": rest, "attached": attached, "turn": turn})
-    return TurnStart(updated, taken, events)
+    return TurnStart(updated, taken, events, at)

@@ -59,8 +59,8 @@ class Change:
     usage: TokenCounts | None = None
     """Added to the session's counters."""
     processed: Sequence[str] = ()
-    """Queued input events taken by this step: their `processed_at` is set to the commit's time."""
-    processed_at: str | None = None
+    """Queued input events taken by this step: their `processed_at` is set to `processed_at` (default: now)."""
+    processed_at: datetime | None = None
     archived_at: str | None = None
     idempotency: IdempotencyRecord | None = None
 
@@ -260,7 +260,7 @@ class SessionWriter:
                 change=stored_change,
                 events=events,
                 idempotency=change.idempotency,
-                processed=(change.processed, change.processed_at or rfc3339(wire.utcnow()))
+                processed=(change.processed, rfc3339(change.processed_at or wire.utcnow()))
                 if change.processed
                 else None,
             )

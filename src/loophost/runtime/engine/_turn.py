@@ -61,6 +61,7 @@ def turn_end(internal: SessionInternal, events: Sequence[Any], **change: Any) ->
         status="running",
         internal=started.internal,
         processed=started.taken,
+        processed_at=started.at,
         **change,
     )
 

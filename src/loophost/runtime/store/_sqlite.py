@@ -48,23 +48,9 @@ _SESSION_INSERT_COLS = (
 
 
 def _session(row: sqlite3.Row | tuple[Any, ...]) -> SessionRow:
-    (
-        workspace,
-        session_id,
-        agent_id,
-        version,
-        env_id,
-        status,
-        created_at,
-        archived_at,
-        revision,
-        last_seq,
-        body,
-        internal,
-        wants_worker,
-        updated_at,
-        *usage,
-    ) = row
+    """A row of `_SESSION_COLS`: the columns in `SessionRow`'s field order, the token counters last."""
+    workspace, session_id, agent_id, version, env_id, status, created_at, archived_at, revision, last_seq = row[:10]
+    body, internal, wants_worker, updated_at = row[10:14]
     return SessionRow(
         workspace,
         session_id,
@@ -80,7 +66,7 @@ def _session(row: sqlite3.Row | tuple[Any, ...]) -> SessionRow:
         internal,
         bool(wants_worker),
         updated_at,
-        TokenCounts(*usage),
+        TokenCounts(*row[14:]),
     )
 
 
