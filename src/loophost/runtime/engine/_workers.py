@@ -17,7 +17,6 @@ import importlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._bus import EventBus
@@ -37,6 +36,16 @@ if TYPE_CHECKING:
 
 _TURN_MODULE = "loophost.runtime.engine._turn"
 log = logging.getLogger("loophost.runtime")
+
+
+def _load_engine() -> None:
+    """What a first turn would otherwise load on the event loop (seconds): the turn module with pydantic-ai, and
+    the model layer's price data, which pydantic-ai loads when the first model is built."""
+    importlib.import_module(_TURN_MODULE)
+    from ..models import scripted_model
+
+    scripted_model()
+
 
 Step = Literal["interrupt", "continue"]
 
@@ -66,7 +75,7 @@ class SessionWorkers:
         self._wakes: dict[str, int] = {}
         self._histories: OrderedDict[str, History] = OrderedDict()
         self._closing = False
-        self._warm_up: asyncio.Task[ModuleType] | None = None
+        self._warm_up: asyncio.Task[None] | None = None
         writer.waker = self.wake
 
     @property
@@ -93,7 +102,7 @@ class SessionWorkers:
         import. Called when a worker is first needed; a server calls it as soon as it listens, with `then` to
         run on the loop once the import is done."""
         if self._warm_up is None:
-            self._warm_up = asyncio.create_task(asyncio.to_thread(importlib.import_module, _TURN_MODULE))
+            self._warm_up = asyncio.create_task(asyncio.to_thread(_load_engine))
         if then is not None:
             self._warm_up.add_done_callback(lambda _: then())
 
@@ -231,18 +240,20 @@ class SessionWorkers:
             store=self._store,
             session_id=session_id,
             history=await self._history(session_id),
-            model=self._model(agent.model.id),
+            model=await self._model(agent.model.id),
             tools=tools,
             config=self.config,
         )
         await turn_runner.run()
 
-    def _model(self, model_id: str) -> Model:
+    async def _model(self, model_id: str) -> Model:
+        """The model for an id, resolved once; on a thread, since a provider's first use imports its SDK."""
         model = self._models.get(model_id)
         if model is None:
             from ..models import resolve_model
 
-            model = self._models[model_id] = resolve_model(model_id, self._models_config)
+            model = await asyncio.to_thread(resolve_model, model_id, self._models_config)
+            model = self._models.setdefault(model_id, model)
         return model
 
     async def _history(self, session_id: str) -> History:
