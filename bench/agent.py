@@ -376,7 +376,7 @@ async def throughput(ctx: Context) -> AsyncIterator[Metric]:
 @benchmark("agent.crash_trials")
 async def crash_trials(ctx: Context) -> AsyncIterator[Metric]:
     """SIGKILL a process running tool-using sessions at random points; count lost acked events and re-run tools."""
-    from tests.runtime.agent._crash import Zygote, delays, recover_and_check
+    from tests.runtime.engine._crash import Zygote, delays, recover_and_check
 
     trials = ctx.size(100, 10)
     zygote = await asyncio.to_thread(Zygote)

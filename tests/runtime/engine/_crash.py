@@ -4,7 +4,7 @@ reopened, every session driven to completion, and the promises checked.
 Importing pydantic-ai takes seconds, so a *zygote* process imports everything once and forks one child per
 trial; the child is a real process and dies by a real SIGKILL. Each child appends what it was told (`ack <id>`)
 to `<db>.acks` and each tool execution's tool-use id to `<db>.exec`, with O_APPEND writes that survive the kill.
-Used by tests/runtime/agent/test_crash.py and by the `agent.crash_trials` benchmark.
+Used by tests/runtime/engine/test_crash.py and by the `agent.crash_trials` benchmark.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class Zygote:
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from tests.runtime.agent._crash import zygote_main; zygote_main()"],
+            [sys.executable, "-c", "from tests.runtime.engine._crash import zygote_main; zygote_main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
