@@ -118,9 +118,7 @@ class SessionsMixin(RuntimeCore):
         )
         for prepared in attached:  # before the document that shows them (see _resources.py)
             await self.store.put_session_resource(prepared.row)
-        await self.store.insert_session(row, initial)
-        if started is not None and self.writer.waker is not None:
-            self.writer.waker(session.id, False)
+        await self.writer.insert(row, initial)
         return session.model_copy(update={"status": status})
 
     def echo_event(self, param: Any, *, processed_at: Any, **extra: Any) -> wire.SessionEvent:

@@ -5,8 +5,8 @@ Promises kept here (the store keeps the rest, see store/_protocol.py):
   store's compare-and-set on `revision` rejects a writer that read a stale row (`StaleWrite`);
 - a commit writes what changed and nothing else: events, the runtime's small internal state, the history delta,
   usage as counters; the session document is rewritten only when a field of it changes (title, agent, ...);
-- the commit that leaves a session needing a worker (running, rescheduling, or an interrupt to apply) wakes
-  one: no other path starts workers;
+- the write that leaves a session needing a worker (running, rescheduling, or an interrupt to apply) wakes one:
+  a commit, or the insert of a session created with input; no other path starts workers;
 - a session loaded or committed here is kept in memory (least recently used first out) and served from there:
   every change of a session row goes through `commit`, and the store's file lock makes this process the only
   writer of the database, so what is kept is what is stored. A commit cut off by a cancellation still settles
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -40,6 +41,8 @@ from .store import (
 
 INPUT_TYPES = frozenset({"user.message", "user.define_outcome", "system.message"})
 """Input that waits its turn: `processed_at` stays null until a turn takes it."""
+
+T = TypeVar("T")
 
 Waker = Callable[[str, bool], None]
 """Called with (session id, interrupt) after a commit that leaves the session needing a worker."""
@@ -220,40 +223,22 @@ class SessionWriter:
                 pass
         return await self.load(workspace, session_id)
 
+    async def insert(self, row: SessionRow, events: Sequence[NewEvent] = ()) -> list[StoredEvent]:
+        """Store a new session with its first events; wake a worker if it was created with work to do."""
+        stored = await self.store.insert_session(row, events)
+        self._remember_inputs(events)
+        if row.wants_worker and self.waker is not None:
+            self.waker(row.id, False)
+        return stored
+
     async def commit(self, loaded: LoadedSession, change: Change) -> list[StoredEvent]:
         """Commit `change` (compare-and-set on the loaded revision) and update `loaded` to match the store."""
         row = loaded.row
         interrupt_before = loaded.internal.interrupt_requested
         events = [e if isinstance(e, NewEvent) else self.new_event(e) for e in change.events]
-        status = change.status or row.status
         internal = change.internal if change.internal is not None else loaded.internal
-        archived_at = change.archived_at or row.archived_at
-        touches_row = (
-            change.status is not None
-            or change.internal is not None
-            or change.document is not None
-            or change.history is not None
-            or change.usage is not None
-            or change.archived_at is not None
-        )
-        stored_change = None
-        updated_at = row.updated_at
-        if touches_row:
-            if change.document is not None:
-                updated_at = rfc3339(change.document.updated_at)  # the time the service stamped on it
-            elif change.status is not None or change.usage is not None:
-                updated_at = rfc3339(wire.utcnow())
-            stored_change = SessionChange(
-                body=change.document.model_dump_json(by_alias=True) if change.document is not None else None,
-                status=change.status,
-                internal=change.internal.model_dump_json() if change.internal is not None else None,
-                archived_at=change.archived_at,
-                wants_worker=wants_worker(status, archived_at is not None, internal),
-                checkpoint=change.history,
-                updated_at=updated_at,
-                usage=change.usage,
-            )
-        write = asyncio.ensure_future(
+        stored_change = _stored_change(row, internal, change)
+        cancelled, (revision, stored) = await _settled(
             self.store.commit_session(
                 row.id,
                 expected_revision=row.revision,
@@ -265,29 +250,17 @@ class SessionWriter:
                 else None,
             )
         )
-        cancelled = False
-        while not write.done():
-            try:
-                await asyncio.shield(write)
-            except asyncio.CancelledError:
-                cancelled = True  # the write goes on: settle it, then let the cancellation through
-        error = write.exception()
-        if error is not None:
-            if cancelled:
-                raise asyncio.CancelledError  # a failed commit changed nothing; the cancellation goes on
-            raise error
-        revision, stored = write.result()
         usage = row.usage
         if change.usage is not None:
             usage = TokenCounts(*(a + b for a, b in zip(usage, change.usage, strict=True)))
         loaded.row = replace(
             row,
-            status=status,
-            archived_at=archived_at,
+            status=change.status or row.status,
+            archived_at=change.archived_at or row.archived_at,
             revision=revision,
             last_seq=stored[-1].seq if stored else row.last_seq,
             wants_worker=bool(stored_change.wants_worker) if stored_change is not None else row.wants_worker,
-            updated_at=updated_at,
+            updated_at=stored_change.updated_at if stored_change is not None else row.updated_at,
             usage=usage,
         )
         if change.document is not None:
@@ -295,19 +268,72 @@ class SessionWriter:
         loaded.internal = internal
         loaded._view = None
         self._keep(loaded)
-        for event in events:
-            if event.type in INPUT_TYPES:
-                self._inputs[event.id] = event.body
-                while len(self._inputs) > self._cache_size:
-                    self._inputs.popitem(last=False)
+        self._remember_inputs(events)
         if stored_change is not None and stored_change.wants_worker and self.waker is not None:
             self.waker(row.id, internal.interrupt_requested and not interrupt_before)
         if cancelled:
             raise asyncio.CancelledError
         return stored
 
+    def _remember_inputs(self, events: Sequence[NewEvent]) -> None:
+        for event in events:
+            if event.type in INPUT_TYPES:
+                self._inputs[event.id] = event.body
+                while len(self._inputs) > self._cache_size:
+                    self._inputs.popitem(last=False)
+
     async def apply(self, session_id: str, build: Callable[[LoadedSession], Change]) -> list[StoredEvent]:
         """Commit a change built from the session's current state, under its lock."""
         async with self.lock(session_id):
             loaded = await self.load(None, session_id)
             return await self.commit(loaded, build(loaded))
+
+
+def _stored_change(row: SessionRow, internal: SessionInternal, change: Change) -> SessionChange | None:
+    """What `change` writes to the session row (None: only events): status, `updated_at` and usage as columns,
+    the document only when it changed, and the flag recovery looks for."""
+    touches_row = (
+        change.status is not None
+        or change.internal is not None
+        or change.document is not None
+        or change.history is not None
+        or change.usage is not None
+        or change.archived_at is not None
+    )
+    if not touches_row:
+        return None
+    updated_at = row.updated_at
+    if change.document is not None:
+        updated_at = rfc3339(change.document.updated_at)  # the time the service stamped on it
+    elif change.status is not None or change.usage is not None:
+        updated_at = rfc3339(wire.utcnow())
+    archived = (change.archived_at or row.archived_at) is not None
+    return SessionChange(
+        body=change.document.model_dump_json(by_alias=True) if change.document is not None else None,
+        status=change.status,
+        internal=change.internal.model_dump_json() if change.internal is not None else None,
+        archived_at=change.archived_at,
+        wants_worker=wants_worker(change.status or row.status, archived, internal),
+        checkpoint=change.history,
+        updated_at=updated_at,
+        usage=change.usage,
+    )
+
+
+async def _settled(write: Coroutine[Any, Any, T]) -> tuple[bool, T]:
+    """Await a store write to its end even if the caller is cancelled meanwhile (memory must not fall behind the
+    store): whether a cancellation arrived, and the write's result. A failed write raises its error, or the
+    cancellation when one arrived (a failed commit changed nothing)."""
+    task = asyncio.ensure_future(write)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True  # the write goes on: settle it, then let the cancellation through
+    error = task.exception()
+    if error is not None:
+        if cancelled:
+            raise asyncio.CancelledError
+        raise error
+    return cancelled, task.result()
