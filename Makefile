@@ -11,7 +11,7 @@ RUN := $(UV) run --frozen --no-sync
 BWRAP := $(TOOLS)/bwrap/usr/bin/bwrap
 export LOOPHOST_BWRAP ?= $(abspath $(BWRAP))
 
-.PHONY: all venv test lint typecheck pytest bench demo serve clean
+.PHONY: all venv test lint typecheck pytest bench demo serve clean chromium console-screenshot postgres
 
 all: test
 
@@ -35,12 +35,25 @@ typecheck: venv
 $(BWRAP):
 	sh scripts/fetch-bwrap.sh
 
-pytest: venv $(BWRAP)
+# Chromium for the web console's browser tests, from the distribution's packages (Playwright cannot download one)
+chromium:
+	sh scripts/install-chromium.sh
+
+# the PostgreSQL server binaries the PostgreSQL tests and benchmarks start a throwaway server from (the
+# distribution's `postgresql` package, installed when missing; see scripts/install-postgres.sh)
+postgres:
+	sh scripts/install-postgres.sh
+
+pytest: venv $(BWRAP) chromium postgres
 	LOOPHOST_REQUIRE_BWRAP=$$(test -x $(BWRAP) && echo 1) $(RUN) pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
-bench: venv
+# docs/console.png, the screenshot of a session in the web console shown in the README
+console-screenshot: venv chromium
+	LOOPHOST_CONSOLE_SCREENSHOT=docs/console.png $(RUN) pytest -q tests/server/console/test_browser.py -k screenshot
+
+bench: venv postgres
 	$(RUN) python -m bench $(BENCH_ARGS)
 
 demo: venv

@@ -336,12 +336,11 @@ async def tool_turn_bytes(ctx: Context) -> AsyncIterator[Metric]:
     )
 
 
-@benchmark("agent.throughput")
-async def throughput(ctx: Context) -> AsyncIterator[Metric]:
-    """Aggregate turns/s with 100 sessions each looping echo turns concurrently."""
-    concurrency = 100
+async def _throughput(ctx: Context, database: str | Path, concurrency: int = 100) -> tuple[float, list[float]]:
+    """Turns/s with `concurrency` sessions each looping echo turns at once on a runtime over `database`; and
+    the turns' latencies."""
     turns_each = ctx.size(10, 3)
-    async with Runtime.from_url(ctx.fresh_path("throughput")) as rt:
+    async with Runtime.from_url(database) as rt:
         agent_id, env_id = await _setup(rt)
         ids = [
             (await rt.start_session(WS, wire.SessionCreateParams(agent=agent_id, environment_id=env_id))).id
@@ -358,18 +357,58 @@ async def throughput(ctx: Context) -> AsyncIterator[Metric]:
         started = time.perf_counter()
         await asyncio.gather(*(loop(s) for s in ids))
         elapsed = time.perf_counter() - started
+    return round(len(latencies) / elapsed, 1), latencies
+
+
+@benchmark("agent.throughput")
+async def throughput(ctx: Context) -> AsyncIterator[Metric]:
+    """Aggregate turns/s with 100 sessions each looping echo turns concurrently."""
+    rate, latencies = await _throughput(ctx, ctx.fresh_path("throughput"))
     stats = latency_ms(latencies)
     yield metric(
         "agent.throughput",
-        round(len(latencies) / elapsed, 1),
+        rate,
         "turns/s",
         p50=stats["p50"],
         p99=stats["p99"],
         p_unit="ms per turn",
-        sessions=concurrency,
+        sessions=100,
         turns=len(latencies),
         goal=">= 1000 turns/s at 100 sessions (M4)",
         ref="M4",
+    )
+
+
+@benchmark("agent.throughput_postgres")
+async def throughput_postgres(ctx: Context) -> AsyncIterator[Metric]:
+    """agent.throughput on one node over PostgreSQL against the same on SQLite, in the same run.
+
+    The PostgreSQL server is a throwaway one on this machine (tests/_postgres.py: unix socket, fsync off, as
+    SQLite's default `synchronous=NORMAL` does not wait for the disk either), with the store's default pool."""
+    from tests._postgres import PostgresServer
+
+    sqlite_rate, sqlite_latencies = await _throughput(ctx, ctx.fresh_path("throughput"))
+    server = await asyncio.to_thread(PostgresServer.start)
+    try:
+        url = await asyncio.to_thread(server.create_database, "bench")
+        rate, latencies = await _throughput(ctx, url)
+    finally:
+        await asyncio.to_thread(server.stop)
+    stats, sqlite_stats = latency_ms(latencies), latency_ms(sqlite_latencies)
+    yield metric(
+        "agent.throughput_postgres",
+        rate,
+        "turns/s",
+        p50=stats["p50"],
+        p99=stats["p99"],
+        p_unit="ms per turn",
+        sqlite=sqlite_rate,
+        sqlite_p50=sqlite_stats["p50"],
+        sqlite_p99=sqlite_stats["p99"],
+        vs_sqlite=round(rate / sqlite_rate, 2) if sqlite_rate else None,
+        sessions=100,
+        turns=len(latencies),
+        note="one node; the PostgreSQL server on the same machine, over a unix socket",
     )
 
 

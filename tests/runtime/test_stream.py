@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from loophost.runtime import CursorOutOfRange, NotFound
 from loophost.runtime._bus import EventBus
-from loophost.runtime._stream import stream_log
-from loophost.runtime.store import SQLiteStore
+from loophost.runtime._stream import open_log_stream, stream_log
+from loophost.runtime.store import SQLiteStore, StoredEvent
 
 from .store._rows import event, session_row
 
@@ -23,6 +23,8 @@ from .store._rows import event, session_row
 class Reader:
     start: int
     stop_after: int | None
+    by_batch: bool = False
+    """Reads `next_batch()` (what the SSE response does) rather than item by item."""
     got: list[int] = field(default_factory=list)
 
 
@@ -32,6 +34,7 @@ ops_strategy = st.lists(
         st.tuples(st.just("append"), st.integers(1, 6)),  # commit a batch of n events
         st.tuples(st.just("reader"), st.integers(0, 10_000)),  # start a reader at a cursor ≤ the log's end
         st.tuples(st.just("short_reader"), st.integers(0, 10_000)),  # one that disconnects after a few events
+        st.tuples(st.just("batch_reader"), st.integers(0, 10_000)),  # one that reads batches
         st.tuples(st.just("yield"), st.integers(0, 3)),  # let tasks run
     ),
     min_size=1,
@@ -52,6 +55,17 @@ async def _scenario(ops: list[Op], buffer_limit: int) -> None:
             pending_appends: list[asyncio.Task[object]] = []
 
             async def read(reader: Reader) -> None:
+                if reader.by_batch:
+                    stream = await open_log_stream(store, bus, "sesn_1", reader.start, page_size=3)
+                    try:
+                        while True:
+                            batch = await stream.next_batch()
+                            assert batch
+                            reader.got += [item.seq for item in batch if isinstance(item, StoredEvent)]
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        await stream.aclose()
                 async for ev in stream_log(store, bus, "sesn_1", reader.start, page_size=3):
                     reader.got.append(ev.seq)
                     if reader.stop_after is not None and len(reader.got) >= reader.stop_after:
@@ -64,10 +78,14 @@ async def _scenario(ops: list[Op], buffer_limit: int) -> None:
                     pending_appends.append(
                         asyncio.create_task(store.commit_session("sesn_1", expected_revision=None, events=batch))
                     )
-                elif kind in ("reader", "short_reader"):
+                elif kind in ("reader", "short_reader", "batch_reader"):
                     committed = await store.last_seq("sesn_1")
                     assert committed is not None
-                    reader = Reader(start=n % (committed + 1), stop_after=2 if kind == "short_reader" else None)
+                    reader = Reader(
+                        start=n % (committed + 1),
+                        stop_after=2 if kind == "short_reader" else None,
+                        by_batch=kind == "batch_reader",
+                    )
                     readers.append((reader, asyncio.create_task(read(reader))))
                 else:
                     for _ in range(n):
@@ -121,6 +139,29 @@ async def test_cursor_beyond_the_end_is_an_error_not_a_hang(tmp_path: Path) -> N
         with pytest.raises(NotFound):
             async for _ in stream_log(store, bus, "sesn_nope", 0):
                 pass
+        assert bus.subscriber_count() == 0
+    finally:
+        await store.close()
+
+
+async def test_a_commits_events_are_one_batch(tmp_path: Path) -> None:
+    """What one commit wrote reaches a batch reader together; item reads of the same stream see each once."""
+    store = SQLiteStore(tmp_path / "s.db")
+    bus = EventBus()
+    store.add_commit_listener(bus.publish)
+    await store.open()
+    try:
+        await store.insert_session(session_row(), [event(1)])
+        stream = await open_log_stream(store, bus, "sesn_1", None)
+        try:
+            await store.commit_session("sesn_1", expected_revision=None, events=[event(2), event(3), event(4)])
+            first = await anext(stream)
+            assert isinstance(first, StoredEvent) and first.seq == 2
+            assert [item.seq for item in await stream.next_batch() if isinstance(item, StoredEvent)] == [3, 4]
+            await store.commit_session("sesn_1", expected_revision=None, events=[event(5), event(6)])
+            assert [item.seq for item in await stream.next_batch() if isinstance(item, StoredEvent)] == [5, 6]
+        finally:
+            await stream.aclose()
         assert bus.subscriber_count() == 0
     finally:
         await store.close()

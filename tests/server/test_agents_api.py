@@ -328,7 +328,7 @@ async def test_async_client_round_trip(async_client: anthropic.AsyncAnthropic) -
 def test_openapi_describes_agent_routes() -> None:
     """Built from this router alone, so another module's schema trouble cannot hide a regression here."""
     app = FastAPI()
-    app.include_router(agents.router, prefix="/v1")
+    app.include_router(agents.router)
     spec = app.openapi()
     create = spec["paths"]["/v1/agents"]["post"]
     assert create["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Agent")

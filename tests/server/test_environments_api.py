@@ -194,7 +194,7 @@ async def test_async_client_round_trip(async_client: anthropic.AsyncAnthropic) -
 
 def test_openapi_describes_environment_routes() -> None:
     app = FastAPI()
-    app.include_router(environments.router, prefix="/v1")
+    app.include_router(environments.router)
     spec = app.openapi()
     delete = spec["paths"]["/v1/environments/{environment_id}"]["delete"]
     assert delete["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Deleted")

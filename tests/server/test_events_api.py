@@ -132,6 +132,33 @@ def test_send_refuses_malformed_events_with_the_envelope(client: anthropic.Anthr
     assert list_all(client, sid) == []
 
 
+def test_send_answers_as_every_route_does(client: anthropic.Anthropic, server: ServerProcess) -> None:
+    """The send endpoint is plain ASGI in front of FastAPI (`server/_send_events.py`): its refusals are the same
+    envelopes, statuses and request ids as every other route's, and it changes nothing when it refuses."""
+    sid = make_session(client)
+    with raw_client(server) as http:
+        bodyless = http.post(f"/v1/sessions/{sid}/events")
+        assert bodyless.status_code == 400
+        body = bodyless.json()
+        assert body["error"]["details"]["error_code"] == "validation_error"
+        assert body["error"]["message"].startswith("events:")
+        assert body["request_id"] == bodyless.headers["request-id"]
+        oversized = b'{"events": [{"type": "user.message", "content": "' + b"x" * (9 * 1024 * 1024) + b'"}]}'
+        too_large = http.post(f"/v1/sessions/{sid}/events", content=oversized)
+        assert too_large.status_code == 413 and too_large.json()["type"] == "error"
+        message = {"events": [{"type": "user.message", "content": [{"type": "text", "text": "hi"}]}]}
+        refusals = (({"Authorization": ""}, "missing_key"), ({"Authorization": "Bearer nope"}, "invalid_key"))
+        for headers, code in refusals:
+            refused = http.post(f"/v1/sessions/{sid}/events", json=message, headers=headers)
+            assert refused.status_code == 401
+            assert refused.json()["error"]["details"]["error_code"] == code
+        unknown = http.post("/v1/sessions/sesn_unknown/events", json=message)
+        assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
+        assert http.post(f"/v1/sessions/{sid}/events/more", json=message).status_code == 404
+        assert http.get(f"/v1/sessions/{sid}/events").json() == {"data": [], "next_page": None}
+    assert list_all(client, sid) == []
+
+
 def test_answers_to_nothing_pending_are_400s(client: anthropic.Anthropic) -> None:
     """Checklist 37 (the parts that need no built-in tool): unknown tool_use ids, deny_message with allow."""
     sid = make_session(client)

@@ -12,6 +12,7 @@ from pathlib import Path
 import anthropic
 import httpx2
 
+from .._postgres import PostgresServer
 from .conftest import start_server, stop_server
 
 
@@ -99,3 +100,30 @@ def test_shutdown_closes_streams_and_a_restart_resumes_the_turn(tmp_path: Path) 
         assert events[-1].type == "session.status_idle"
     finally:
         stop_server(server)
+
+
+def test_a_second_node_on_one_postgresql_database_is_refused(postgres_server: PostgresServer, tmp_path: Path) -> None:
+    """Until sessions are leased to nodes, one `loophost serve` per PostgreSQL database: the second (configured
+    through LOOPHOST_DATABASE_URL here) exits with the reason instead of driving the same sessions."""
+    url = postgres_server.create_database("serve")
+    first = start_server(tmp_path / "unused.db", database_url=url)
+    try:
+        env = {
+            **os.environ,
+            "LOOPHOST_DATABASE_URL": url,
+            "LOOPHOST_API_KEYS": "k",
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        }
+        second = subprocess.run(
+            [sys.executable, "-c", "from loophost.cli import main; main()", "serve", "--port", "0"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert "several nodes on one database are not supported yet" in second.stderr
+        client = anthropic.Anthropic(base_url=first.url, api_key="test-key-a", max_retries=0)
+        assert client.beta.agents.create(name="still-served", model="scripted").id  # the first node is unharmed
+    finally:
+        stop_server(first)

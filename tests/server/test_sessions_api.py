@@ -52,12 +52,6 @@ def running_session(
     return session
 
 
-def skip_unless_mounted(err: anthropic.APIStatusError) -> None:
-    """The event routes are another module's; skip (not fail) only while they are not mounted at all."""
-    if err.status_code == 404 and err.error_code == "http_404":
-        pytest.skip("the event routes are not mounted yet")
-
-
 # --- create (19-21) --------------------------------------------------------------------------------------
 
 
@@ -152,11 +146,7 @@ def test_update_emits_session_updated_event(client: anthropic.Anthropic) -> None
     env = make_env(client)
     session = client.beta.sessions.create(agent=make_agent(client).id, environment_id=env.id)
     client.beta.sessions.update(session.id, title="t", metadata={"x": "1"})
-    try:
-        events = list(client.beta.sessions.events.list(session.id))
-    except anthropic.NotFoundError as err:
-        skip_unless_mounted(err)
-        raise
+    events = list(client.beta.sessions.events.list(session.id))
     updates = [e for e in events if e.type == "session.updated"]
     assert len(updates) == 1
     assert updates[0].title == "t"  # type: ignore[union-attr]
@@ -343,7 +333,6 @@ def test_archive_makes_the_session_read_only(client: anthropic.Anthropic) -> Non
         client.beta.sessions.events.send(
             session.id, events=[{"type": "user.message", "content": [{"type": "text", "text": "hi"}]}]
         )
-    skip_unless_mounted(info.value)
     assert info.value.status_code == 409
     assert info.value.body["type"] == "error"  # type: ignore[index]
 
@@ -410,11 +399,7 @@ def test_thread_events_list(client: anthropic.Anthropic) -> None:
     session = client.beta.sessions.create(agent=make_agent(client).id, environment_id=env.id)
     client.beta.sessions.update(session.id, title="t")
     (thread,) = client.beta.sessions.threads.list(session.id)
-    try:
-        events = list(client.beta.sessions.threads.events.list(thread.id, session_id=session.id))
-    except anthropic.NotFoundError as err:
-        skip_unless_mounted(err)
-        raise
+    events = list(client.beta.sessions.threads.events.list(thread.id, session_id=session.id))
     assert "session.updated" in [e.type for e in events]
 
 
@@ -489,7 +474,7 @@ async def test_async_client_round_trip(async_client: anthropic.AsyncAnthropic) -
 
 def test_openapi_describes_session_routes() -> None:
     app = FastAPI()
-    app.include_router(sessions.router, prefix="/v1")
+    app.include_router(sessions.router)
     spec = app.openapi()
     listing = spec["paths"]["/v1/sessions"]["get"]
     names = {p["name"] for p in listing["parameters"]}

@@ -440,24 +440,41 @@ async def test_graceful_shutdown_ends_streams(in_process: InProcess) -> None:
 
 
 class Source:
-    """A stand-in for `stream_events`: yields what it is given, then waits; records that it was closed."""
+    """A stand-in for `LogStream`: gives its items (an item, or a list of items ready together) as batches, then
+    waits; records that it was closed."""
 
-    def __init__(self, items: list[StreamItem], *, fail: Exception | None = None, end: bool = False) -> None:
+    def __init__(
+        self, items: list[StreamItem | list[StreamItem]], *, fail: Exception | None = None, end: bool = False
+    ) -> None:
         self.items = items
         self.fail = fail
         self.end = end
         self.closed = False
 
-    async def __call__(self) -> AsyncIterator[StreamItem]:
+    def __call__(self) -> _Feed:
+        return _Feed(self._batches())
+
+    async def _batches(self) -> AsyncIterator[list[StreamItem]]:
         try:
             for item in self.items:
-                yield item
+                yield item if isinstance(item, list) else [item]
             if self.fail is not None:
                 raise self.fail
             if not self.end:
                 await asyncio.Event().wait()
         finally:
             self.closed = True
+
+
+class _Feed:
+    def __init__(self, batches: AsyncIterator[list[StreamItem]]) -> None:
+        self._batches = batches
+
+    async def next_batch(self) -> list[StreamItem]:
+        return await anext(self._batches)
+
+    async def aclose(self) -> None:
+        await self._batches.aclose()  # type: ignore[attr-defined]
 
 
 EVENT = StoredEvent(
@@ -560,6 +577,14 @@ async def test_ends_on_closing_and_on_source_end() -> None:
     await _respond(EventStreamResponse(finite(), heartbeat=10, closing=Closing()), client)
     assert client.bodies == [frame(EVENT), frame(PREVIEW), b""] and client.finished
     assert finite.closed
+
+
+async def test_items_ready_together_are_one_write() -> None:
+    """A commit's events reach the stream together and leave as one chunk (one socket write, not one each)."""
+    together = Source([[EVENT, PREVIEW], EVENT], end=True)
+    client = Client()
+    await _respond(EventStreamResponse(together(), heartbeat=10, closing=Closing()), client)
+    assert client.bodies == [frame(EVENT) + frame(PREVIEW), frame(EVENT), b""]
 
 
 async def test_failures_are_reported_in_band() -> None:

@@ -17,6 +17,7 @@ BODIES: dict[tuple[str, str], object] = {
     },
     ("post", "/v1/sessions/{session_id}/resources/{resource_id}"): {"authorization_token": "x"},
     ("post", "/v1/sessions/{session_id}/resources"): {"type": "github_repository", "url": "https://example.com/r"},
+    ("post", "/v1/environments/{environment_id}/work/{work_id}"): {"metadata": {"k": "stolen"}},
 }
 
 
@@ -34,6 +35,8 @@ def test_every_id_of_another_workspace_is_404(server: ServerProcess, client: ant
         "file_id": uploaded.id,
         "resource_id": resource.id,
         "thread_id": thread.id,
+        "key_id": "ekey_0",
+        "work_id": "work_0",
     }
     spec = httpx2.get(f"{server.url}/openapi.json").json()
     checked = 0

@@ -23,7 +23,7 @@ import pytest
 
 from loophost.runtime.toolset import find_bwrap
 
-from .conftest import KEY_A, ServerProcess, start_server, stop_server
+from .conftest import KEY_A, SERVER_BACKENDS, ServerProcess, backend_database, start_server, stop_server
 from .test_events_api import is_idle, message, read_until, uid
 
 
@@ -34,11 +34,12 @@ def need_bwrap() -> None:
         pytest.skip("bwrap is not available")
 
 
-@pytest.fixture(scope="module")
-def toolset_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    where = tmp_path_factory.mktemp("toolset-server")
+@pytest.fixture(scope="module", params=SERVER_BACKENDS)
+def toolset_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    where = tmp_path_factory.mktemp(f"toolset-server-{request.param}")
+    database = backend_database(request) or str(where / "db.sqlite")
     serve = [sys.executable, "-c", "from loophost.cli import main; main()", "serve", "--port", "0"]
-    command = [*serve, "--database", str(where / "db.sqlite"), "--workspaces", str(where / "ws"), "--heartbeat", "1"]
+    command = [*serve, "--database", database, "--workspaces", str(where / "ws"), "--heartbeat", "1"]
     proc = start_server(where / "db.sqlite", command=command)
     yield proc
     stop_server(proc)

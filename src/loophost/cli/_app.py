@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from ._app_hosted import agents_app, apply, sessions_app
+from ._worker import environments_app, worker
+
 app = typer.Typer(
     name="loophost",
     help="One agent session loop, any loop host; your tools run locally.",
@@ -87,11 +90,26 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8420, help="Port to listen on (0: any free port; the line printed says which)."),
     database: str | None = typer.Option(
-        None, help="Database URL or SQLite file (default: loophost.db in the user's data directory)."
+        None,
+        envvar="LOOPHOST_DATABASE_URL",
+        help=(
+            "Where sessions live: a SQLite file (or sqlite:///path), or postgresql://USER@HOST:PORT/DB "
+            "(default: loophost.db in the user's data directory). Several nodes may share one PostgreSQL "
+            "database (behind any load balancer); a SQLite file belongs to one process."
+        ),
     ),
     heartbeat: float = typer.Option(15.0, help="Seconds between ping frames on idle event streams."),
     workspaces: str | None = typer.Option(
-        None, help="Directory of the sessions' tool workspaces (default: workspaces/ next to the database)."
+        None,
+        help="Directory of the sessions' tool workspaces (default: workspaces/ next to a SQLite database, "
+        "else a temporary directory).",
+    ),
+    console: bool = typer.Option(True, "--console/--no-console", help="Serve the web console at /console."),
+    lease_ttl: float = typer.Option(
+        15.0,
+        min=0.3,
+        help="PostgreSQL: seconds a node's lease on an active session lasts without renewal; a node that dies "
+        "hands its sessions to the others after this long (see docs/deploy.md).",
     ),
 ) -> None:
     """Serve the runtime over the Claude Managed Agents HTTP API (keys: LOOPHOST_API_KEYS=KEY[:WORKSPACE],...)."""
@@ -99,7 +117,18 @@ def serve(
     from ._serve import default_database
     from ._serve import serve as serve_forever
 
-    run(serve_forever(host, port, database or default_database(), heartbeat, workspaces))
+    run(
+        serve_forever(
+            host, port, database or default_database(), heartbeat, workspaces, console=console, lease_ttl=lease_ttl
+        )
+    )
+
+
+app.add_typer(sessions_app)
+app.add_typer(agents_app)
+app.add_typer(environments_app)
+app.command(name="worker")(worker)
+app.command(name="apply")(apply)
 
 
 def main() -> None:

@@ -11,8 +11,9 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from ..runtime import DEFAULT_WORKSPACE, Runtime, tune_gc
+from ..runtime import DEFAULT_WORKSPACE, Runtime, RuntimeConfig, tune_gc
 from ..runtime._clock import now_str
+from ..runtime.store import DatabaseInUse
 from ..server import ApiKeys, ServerSettings, create_app, key_hash, new_key
 
 
@@ -34,6 +35,8 @@ class _Server(uvicorn.Server):
         if self.started and self.servers:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             print(f"loophost listening on http://{host}:{port}", flush=True)
+            if self._app.state.settings.console:
+                print(f"console at http://{host}:{port}/console/", flush=True)
             # the agent core loads while the server already answers; then start-up's objects leave the collector
             self._app.state.runtime.workers.warm_up(then=tune_gc)
 
@@ -64,11 +67,36 @@ def make_toolset(workspaces: Path) -> Any:
     )
 
 
-async def serve(host: str, port: int, database: str, heartbeat: float, workspaces: str | None = None) -> None:
+def work_lease_seconds() -> int:
+    """The lease of a self-hosted work item (`LOOPHOST_WORK_LEASE_SECONDS`, default 60)."""
+    raw = os.environ.get("LOOPHOST_WORK_LEASE_SECONDS", "").strip()
+    return int(raw) if raw else 60
+
+
+async def serve(
+    host: str,
+    port: int,
+    database: str,
+    heartbeat: float,
+    workspaces: str | None = None,
+    *,
+    console: bool = True,
+    lease_ttl: float = 15.0,
+) -> None:
     chosen = Path(workspaces) if workspaces else default_workspaces(database)
     scratch = None if chosen is not None else tempfile.TemporaryDirectory(prefix="loophost-workspaces-")
-    runtime = Runtime.from_url(database, toolset=make_toolset(chosen or Path(scratch.name)))  # type: ignore[union-attr]
-    await runtime.open()
+    runtime = Runtime.from_url(
+        database,
+        config=RuntimeConfig(lease_ttl=lease_ttl, work_lease_seconds=work_lease_seconds()),
+        toolset=make_toolset(chosen or Path(scratch.name)),  # type: ignore[union-attr]
+    )
+    try:
+        await runtime.open()
+    except DatabaseInUse as exc:
+        print(f"loophost serve: {exc}", file=sys.stderr, flush=True)
+        if scratch is not None:
+            scratch.cleanup()
+        sys.exit(1)
     configured = os.environ.get("LOOPHOST_API_KEYS", "").strip()
     keys = ApiKeys.parse(configured) if configured else ApiKeys(await runtime.store.api_keys())
     if not keys:
@@ -76,7 +104,7 @@ async def serve(host: str, port: int, database: str, heartbeat: float, workspace
         await runtime.store.add_api_key(key_hash(key), DEFAULT_WORKSPACE, now_str())
         keys = keys.with_key(key_hash(key), DEFAULT_WORKSPACE)
         print(f"generated an API key for workspace '{DEFAULT_WORKSPACE}' (shown only now): {key}", flush=True)
-    app = create_app(runtime, keys=keys, settings=ServerSettings(heartbeat_interval=heartbeat))
+    app = create_app(runtime, keys=keys, settings=ServerSettings(heartbeat_interval=heartbeat, console=console))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
     server = _Server(config, app)
     try:

@@ -40,6 +40,7 @@ from ._specs import AgentHandle, AgentSpec, EnvironmentSpec
 from ._tools import Tool, ToolCallContext, make_tool, tool, tools_of
 
 if TYPE_CHECKING:
+    from ._worker import Worker
     from .providers import BedrockAgentCore, ClaudeManagedAgents, Local
 
 __all__ = (
@@ -80,6 +81,7 @@ __all__ = (
     "TurnResult",
     "UnresolvedRequiresAction",
     "Usage",
+    "Worker",
     "arun",
     "make_tool",
     "provision",
@@ -97,4 +99,8 @@ def __getattr__(name: str) -> Any:
         from . import providers
 
         return getattr(providers, name)
+    if name == "Worker":  # the worker imports the sandboxed toolset
+        from ._worker import Worker
+
+        return Worker
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

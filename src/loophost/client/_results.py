@@ -52,11 +52,13 @@ class ToolUse:
     id: str
     name: str
     input: Mapping[str, Any] = field(default_factory=dict)
+    server: str | None = None
+    """The MCP server of an MCP tool use (`name` is the tool's name on that server); None for other tools."""
 
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """What the client answers to one tool use."""
+    """What the client answers to one tool use (or, in `server_tool_results`, what the host's own tool gave)."""
 
     tool_use_id: str
     text: str
@@ -138,7 +140,8 @@ class TurnResult:
     """One turn folded by its provider: how it ended, and what the client must do about it.
 
     `tool_uses` are the custom tools the client runs; `confirmations` the host tools waiting for allow or
-    deny; `server_tool_uses` what the host ran itself (observed, never executed here).
+    deny; `server_tool_uses` what the host ran itself (observed, never executed here), and `server_tool_results`
+    their results (built-in and MCP tools, and the denials of confirmations).
     """
 
     terminal: Terminal
@@ -147,6 +150,7 @@ class TurnResult:
     tool_uses: tuple[ToolUse, ...] = ()
     confirmations: tuple[ToolUse, ...] = ()
     server_tool_uses: tuple[ToolUse, ...] = ()
+    server_tool_results: tuple[ToolResult, ...] = ()
     usage: Usage | None = None
     events: tuple[Mapping[str, Any], ...] = ()
 
@@ -164,6 +168,7 @@ class SessionResult:
     text: str = ""
     tool_uses: list[ToolUse] = field(default_factory=list)
     server_tool_uses: list[ToolUse] = field(default_factory=list)
+    server_tool_results: list[ToolResult] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     turns: int = 0
     events: list[Mapping[str, Any]] = field(default_factory=list)

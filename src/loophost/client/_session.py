@@ -27,7 +27,7 @@ from ._errors import (
 )
 from ._output import OutputTool
 from ._provider import Connection, OpenRequest, Provider, Recovery
-from ._results import SessionResult, ToolUse, TurnInput, TurnResult, Usage
+from ._results import SessionResult, ToolResult, ToolUse, TurnInput, TurnResult, Usage
 from ._runner import ConfirmHook, ToolRunner
 
 __all__ = ("GuardInfo", "Limits", "Session")
@@ -70,6 +70,7 @@ class _Request:
         self.events: list[Mapping[str, Any]] = []
         self.tool_uses: list[ToolUse] = []
         self.server_tool_uses: list[ToolUse] = []
+        self.server_tool_results: list[ToolResult] = []
 
     def add(self, turn: TurnResult) -> None:
         self.turns += 1
@@ -77,6 +78,7 @@ class _Request:
         self.events.extend(turn.events)
         self.add_tool_uses(turn.tool_uses)
         self.server_tool_uses.extend(turn.server_tool_uses)
+        self.server_tool_results.extend(turn.server_tool_results)
 
     def add_tool_uses(self, uses: Sequence[ToolUse]) -> None:
         known = {use.id for use in self.tool_uses}
@@ -90,6 +92,7 @@ class _Request:
             text=turn.text,
             tool_uses=self.tool_uses,
             server_tool_uses=self.server_tool_uses,
+            server_tool_results=self.server_tool_results,
             usage=self.usage,
             turns=self.turns,
             events=self.events,

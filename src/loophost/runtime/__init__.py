@@ -5,6 +5,8 @@ A library first: `async with Runtime.from_url("sqlite:///loophost.db") as rt: ..
 layer over this package.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._core import RuntimeConfig
 from ._errors import (
     Conflict,
@@ -12,16 +14,31 @@ from ._errors import (
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    PreconditionFailed,
     RuntimeFailure,
     StoreClosed,
+    Unavailable,
 )
 from ._events import EventPage
 from ._gc import tune_gc
 from ._runtime import Runtime
 from ._sessions import SessionState
 from ._stream import LogStream
+from ._work import Caller, WorkQueue
 from .engine import AgentLoopConfig, BuiltinTool, ToolContext, ToolOutput
 from .store import SQLiteStore, Store, StoredEvent, open_store
+
+if TYPE_CHECKING:
+    from .store import PostgresStore
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresStore":  # on first use: psycopg takes a while to import
+        from .store import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_WORKSPACE = "default"
 
@@ -29,6 +46,7 @@ __all__ = [
     "DEFAULT_WORKSPACE",
     "AgentLoopConfig",
     "BuiltinTool",
+    "Caller",
     "Conflict",
     "CursorOutOfRange",
     "EventPage",
@@ -36,6 +54,8 @@ __all__ = [
     "LogStream",
     "NotFound",
     "PayloadTooLarge",
+    "PostgresStore",
+    "PreconditionFailed",
     "Runtime",
     "RuntimeConfig",
     "RuntimeFailure",
@@ -46,6 +66,8 @@ __all__ = [
     "StoredEvent",
     "ToolContext",
     "ToolOutput",
+    "Unavailable",
+    "WorkQueue",
     "open_store",
     "tune_gc",
 ]

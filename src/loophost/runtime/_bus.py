@@ -104,6 +104,10 @@ class EventBus:
             if not subs:
                 del self._subs[sub.session_id]
 
+    def sessions(self) -> list[str]:
+        """The sessions that have live subscribers."""
+        return list(self._subs)
+
     def subscriber_count(self, session_id: str | None = None) -> int:
         if session_id is not None:
             return len(self._subs.get(session_id, ()))

@@ -10,7 +10,11 @@ def now() -> datetime:
 
 
 def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Fixed width (microseconds always written), so string order is time order. (`isoformat` is about twice
+    as fast as `strftime`, and this runs for every event.)"""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def now_str() -> str:

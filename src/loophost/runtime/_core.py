@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
@@ -25,6 +25,20 @@ class RuntimeConfig:
     default_page_size: int = 20
     max_page_size: int = 1000
     event_page_size: int = 1000
+    vault_key: str | None = field(default=None, repr=False)
+    """Vault key(s), base64url, comma-separated, the first encrypting (else `LOOPHOST_VAULT_KEY`, else the key
+    file; see `_vault_keys.py`). Never logged."""
+    vault_key_file: str | None = None
+    """Where the vault key is kept (generated on first start, mode 0600); `Runtime.from_url` sets it beside a
+    database file."""
+    work_lease_seconds: int = 60
+    """The lease of a self-hosted work item: a worker that does not heartbeat for this long has lost it (its item
+    is queued again and the tool calls it held are answered as interrupted). A heartbeat may ask for 10-600 s."""
+    work_reclaim_ms: int = 5000
+    """A polled item that is not acknowledged for this long is handed out again (a poll may say otherwise)."""
+    lease_ttl: float = 15.0
+    """Seconds a node's lease on an active session lasts without renewal (several nodes on PostgreSQL): how long a
+    dead node's sessions wait before another node resumes them. `Runtime.from_url` hands it to the store."""
 
 
 class RuntimeCore:

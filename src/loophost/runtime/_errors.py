@@ -47,6 +47,14 @@ class Conflict(RuntimeFailure):
     default_code = "conflict"
 
 
+class PreconditionFailed(RuntimeFailure):
+    """A conditional write whose condition no longer holds: a work item's heartbeat that does not echo the last
+    one (another worker may hold the lease) (HTTP 412)."""
+
+    error_type = "invalid_request_error"
+    default_code = "precondition_failed"
+
+
 class CursorOutOfRange(InvalidRequest):
     """A replay cursor beyond the end of the log, or one that cannot be served."""
 
@@ -64,6 +72,20 @@ class StaleWrite(Conflict):
     """A compare-and-set on a session's revision lost to a concurrent writer (internal; retried)."""
 
     default_code = "stale_write"
+
+
+class LeaseLost(StaleWrite):
+    """A write of a session's turn carried a lease that moved on (another node owns the session now): nothing was
+    written, and the worker that tried drops the session (internal)."""
+
+    default_code = "lease_lost"
+
+
+class Unavailable(RuntimeFailure):
+    """The database cannot be reached right now (down, restarting, connection dropped): nothing was written, or
+    the write's outcome was checked and it was not; retrying later can succeed (HTTP 503)."""
+
+    default_code = "unavailable"
 
 
 class StoreClosed(RuntimeFailure):

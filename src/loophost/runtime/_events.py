@@ -13,7 +13,7 @@ from ._clock import now
 from ._cursors import check_limit, decode, encode, integer
 from ._errors import Conflict, CursorOutOfRange, InvalidRequest, NotFound
 from ._sessions import SessionsMixin
-from ._state import SessionInternal, start_next_turn
+from ._state import PendingAction, SessionInternal, start_next_turn
 from ._stream import LogStream, open_log_stream
 from ._writer import INPUT_TYPES, Change, LoadedSession
 from .store import EventQuery, IdempotencyRecord, NewEvent, StoredEvent
@@ -63,7 +63,7 @@ class EventsMixin(SessionsMixin):
         idempotency_key: str | None,
     ) -> list[wire.SessionEvent]:
         _check_system_messages(events)
-        async with self.locks.lock(session_id):
+        async with self.writer.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
             if loaded.row.archived_at is not None:
                 raise Conflict(f"session {session_id!r} is archived; it accepts no events", code="archived")
@@ -78,7 +78,9 @@ class EventsMixin(SessionsMixin):
                     "turn": before.turn.model_copy() if before.turn is not None else None,
                 }
             )
-            self_hosted = any(e.type == "user.tool_result" for e in events) and await self._self_hosted(loaded)
+            self_hosted = loaded.internal.self_hosted or (
+                any(e.type == "user.tool_result" for e in events) and await self._self_hosted(loaded)
+            )
             was_open = _open_ids(internal)
             echoes: list[wire.SessionEvent] = []
             for param in events:
@@ -177,6 +179,15 @@ class EventsMixin(SessionsMixin):
         )
         pending = internal.pending.get(target)
         open_ids = sorted(k for k, v in internal.pending.items() if v.answer is None)
+        if pending is not None and pending.kind == "tool_result" and pending.asks:
+            if kind == "user.tool_confirmation":
+                return self._confirm_worker_call(pending, param, open_ids)
+            if pending.confirmation is None:
+                raise InvalidRequest(
+                    f"tool_use_id {target!r} waits for a user.tool_confirmation before a worker may run it",
+                    code="awaiting_confirmation",
+                    pending_event_ids=open_ids,
+                )
         if pending is None or pending.kind != expected_kind:
             raise InvalidRequest(
                 f"{target_field} {target!r} does not match a pending "
@@ -198,6 +209,25 @@ class EventsMixin(SessionsMixin):
         event = self.echo_event(param, processed_at=ts)
         pending.answer = answer
         pending.answer_event = event.id
+        return event
+
+    def _confirm_worker_call(self, pending: PendingAction, param: Any, open_ids: list[str]) -> wire.SessionEvent:
+        """A confirmation of a worker's call that asks: `allow` lets the worker run it (the call stays open for its
+        `user.tool_result`), `deny` answers it (the worker posts nothing). The same confirmation twice applies once."""
+        verdict = param.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        verdict.pop("type", None)
+        if pending.confirmation is not None:
+            if pending.confirmation == verdict:
+                return self.echo_event(param, processed_at=now())
+            raise InvalidRequest(
+                f"tool_use_id {param.tool_use_id!r} was already confirmed; pending: {open_ids or 'none'}",
+                code="already_answered",
+                pending_event_ids=open_ids,
+            )
+        event = self.echo_event(param, processed_at=now())
+        pending.confirmation = verdict
+        if verdict.get("result") != "allow":
+            pending.answer, pending.answer_event = verdict, event.id
         return event
 
     async def _self_hosted(self, loaded: LoadedSession) -> bool:

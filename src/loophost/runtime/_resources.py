@@ -151,7 +151,7 @@ class ResourcesMixin(RuntimeCore):
     """The `sessions.resources.*` calls; every change updates the session document under the session's lock."""
 
     async def add_session_resource(self, workspace: str, session_id: str, params: ResourceParams) -> AttachedResource:
-        async with self.locks.lock(session_id):
+        async with self.writer.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
             current = loaded.session
             _check_writable(current)
@@ -191,7 +191,7 @@ class ResourcesMixin(RuntimeCore):
         self, workspace: str, session_id: str, resource_id: str, params: wire.ResourceUpdateParams
     ) -> AttachedResource:
         """Rotate a github_repository's token (the only update the API has); the token is never returned."""
-        async with self.locks.lock(session_id):
+        async with self.writer.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
             current = loaded.session
             resource = _find(current, resource_id)
@@ -222,7 +222,7 @@ class ResourcesMixin(RuntimeCore):
 
     async def delete_session_resource(self, workspace: str, session_id: str, resource_id: str) -> wire.Deleted:
         """Detach a resource; a detached file stays in the Files API."""
-        async with self.locks.lock(session_id):
+        async with self.writer.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
             current = loaded.session
             _find(current, resource_id)

@@ -4,18 +4,26 @@ session workers that run turns."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from .. import wire
 from ._agents import AgentsMixin
 from ._core import RuntimeConfig
 from ._environments import EnvironmentsMixin
+from ._errors import Conflict, InvalidRequest, NotFound
 from ._events import EventsMixin
 from ._files import FilesMixin
+from ._relay import NoticeRelay
 from ._resources import ResourcesMixin
+from ._vault_keys import VaultKeyRing
+from ._vaults import Vaults
+from ._work import WorkQueue
 from .engine import AgentLoopConfig, BuiltinTool, SessionWorkers
-from .store import Store, open_store
+from .store import SQLiteStore, Store, open_store
 
 if TYPE_CHECKING:
     from .models import ModelsConfig
@@ -42,7 +50,11 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         take precedence over its tools of the same name."""
         super().__init__(store, config=config)
         self._opened = False
+        key_file = self.config.vault_key_file
+        keys = VaultKeyRing.load(configured=self.config.vault_key, key_file=Path(key_file) if key_file else None)
+        self.vaults = Vaults(store, self.config, keys)
         store.add_commit_listener(self.bus.publish)
+        self.relay: NoticeRelay | None = None
         self.toolset = toolset
         tools: dict[str, BuiltinTool] = {}
         if toolset is not None:
@@ -50,8 +62,19 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
             tools.update(toolset.tools())
         tools.update(builtin_tools or {})
         self.workers = SessionWorkers(
-            self.writer, self.bus, store, builtin_tools=tools, models=models, config=agent_loop
+            self.writer,
+            self.bus,
+            store,
+            builtin_tools=tools,
+            models=models,
+            config=agent_loop,
+            mcp_credentials=self.vaults,
         )
+        self.work = WorkQueue(store, self.config, self)
+        """The work queues of self-hosted environments, and their keys (`_work.py`)."""
+        if store.cluster is not None:  # several nodes may share the database: hear what the others write
+            self.relay = NoticeRelay(store.cluster, store, self.bus, self.workers.wake)
+            store.add_commit_listener(self.relay.published)
 
     @classmethod
     def from_url(
@@ -64,9 +87,15 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         agent_loop: AgentLoopConfig | None = None,
         toolset: Toolset | None = None,
     ) -> Runtime:
-        """A runtime on a database URL (`sqlite:///file.db`, `sqlite:///:memory:`) or a SQLite file path."""
+        """A runtime on a database URL (`sqlite:///file.db`, `sqlite:///:memory:`, `postgresql://host/db`, see
+        `store.open_store`) or a SQLite file path; the vault key file defaults to `<database file>.vault-key`."""
+        url = os.fspath(database_url)
+        config = config or RuntimeConfig()
+        store = open_store(url, lease_ttl=config.lease_ttl)
+        if config.vault_key_file is None and isinstance(store, SQLiteStore) and not url.endswith(":memory:"):
+            config = replace(config, vault_key_file=f"{store.path}.vault-key")
         return cls(
-            open_store(os.fspath(database_url)),
+            store,
             config=config,
             builtin_tools=builtin_tools,
             models=models,
@@ -75,27 +104,89 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         )
 
     async def open(self) -> Runtime:
-        """Open the store and resume every session that was mid-work when the last process stopped."""
+        """Open the store and resume every session that was mid-work when the last process stopped (with a cluster:
+        that no live node owns)."""
         if not self._opened:
             await self.store.open()
             self._opened = True
+            if self.relay is not None:
+                await self.relay.start()
             await self.workers.recover()
+            self.work.open()
         return self
 
     async def close(self) -> None:
         """Stop the workers (running sessions stay resumable from their checkpoints), then the store."""
         if self._opened:
             self._opened = False
-            await self.workers.close()
+            await self.work.close()
+            await self.workers.close()  # with a cluster, their leases are released: other nodes may go on at once
+            if self.relay is not None:
+                await self.relay.close()
             if self.toolset is not None:
                 await self.toolset.close()
             await self.store.close()
 
+    # self-hosted sessions: a work item whenever one may be needed (see `_work.py`) ---------------------------------
+    async def start_session(self, workspace: str, params: wire.SessionCreateParams) -> wire.Session:
+        session = await super().start_session(workspace, params)
+        if (await self.read_session(workspace, session.id)).internal.self_hosted:
+            await self.work.enqueue(workspace, session.environment_id, session.id, dict(session.metadata))
+        return session
+
+    async def send_events(
+        self,
+        workspace: str,
+        session_id: str,
+        events: Sequence[wire.EventParams],
+        *,
+        idempotency_key: str | None = None,
+    ) -> list[wire.SessionEvent]:
+        echoes = await super().send_events(workspace, session_id, events, idempotency_key=idempotency_key)
+        loaded = await self.read_session(workspace, session_id)
+        if loaded.internal.self_hosted:  # new input reached the session: a worker may be needed again
+            await self.work.enqueue(workspace, loaded.row.environment_id, session_id, dict(loaded.session.metadata))
+        return echoes
+
+    async def open_worker_calls(self, workspace: str, session_id: str) -> list[str]:
+        try:
+            loaded = await self.read_session(workspace, session_id)
+        except NotFound:
+            return []
+        if loaded.status == "terminated":
+            return []
+        return [i for i, p in loaded.internal.pending.items() if p.kind == "tool_result" and p.answer is None]
+
+    async def interrupt_worker_calls(self, workspace: str, session_id: str, message: str) -> None:
+        """Answer the worker calls that a worker may have started (not those still waiting for a confirmation)."""
+        try:
+            loaded = await self.read_session(workspace, session_id)
+        except NotFound:
+            return
+        started = [
+            event_id
+            for event_id, p in loaded.internal.pending.items()
+            if p.kind == "tool_result" and p.answer is None and (not p.asks or p.confirmation is not None)
+        ]
+        for event_id in started:
+            result = wire.UserToolResultParams(
+                type="user.tool_result",
+                tool_use_id=event_id,
+                content=[wire.TextBlock(type="text", text=message)],
+                is_error=True,
+            )
+            try:
+                await super().send_events(workspace, session_id, [result])
+            except (InvalidRequest, Conflict):
+                continue  # answered meanwhile (the worker's own result arrived), or the session ended
+
     async def on_session_archived(self, session_id: str) -> None:
+        await self.workers.mcp.close_session(session_id)
         if self.toolset is not None:
             await self.toolset.close_session(session_id)
 
     async def on_session_deleted(self, session_id: str) -> None:
+        await self.workers.mcp.close_session(session_id)
         if self.toolset is not None:
             await self.toolset.remove_session(session_id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,8 +63,15 @@ class SessionsMixin(RuntimeCore):
             raise NotFound(f"environment {params.environment_id!r} not found", resource="environment")
         if env_row.archived_at is not None:
             raise Conflict(f"environment {params.environment_id!r} is archived", code="archived")
-        if params.vault_ids:
-            raise NotFound(f"vault {params.vault_ids[0]!r} not found", resource="vault")
+        vault_ids: list[str] = []
+        for vault_id in params.vault_ids or ():  # checked here, used when the session's MCP servers connect
+            vault = await self.store.get_vault(workspace, vault_id)
+            if vault is None:
+                raise NotFound(f"vault {vault_id!r} not found", resource="vault")
+            if vault.archived_at is not None:
+                raise Conflict(f"vault {vault_id!r} is archived", code="archived")
+            if vault_id not in vault_ids:
+                vault_ids.append(vault_id)
         ts = now()
         session_id = new_id("sesn")
         attached = await prepare_resources(self.store, workspace, session_id, params.resources or [], ts)
@@ -77,7 +85,7 @@ class SessionsMixin(RuntimeCore):
                 "environment_id": params.environment_id,
                 "agent": snapshot.model_dump(mode="json", by_alias=True),
                 "resources": [p.resource.model_dump(mode="json", by_alias=True) for p in attached],
-                "vault_ids": [],
+                "vault_ids": vault_ids,
                 "usage": {},
                 "stats": {},
                 "outcome_evaluations": [],
@@ -87,7 +95,8 @@ class SessionsMixin(RuntimeCore):
                 "archived_at": None,
             }
         )
-        internal = SessionInternal()
+        config_type = json.loads(env_row.body).get("config", {}).get("type")
+        internal = SessionInternal(self_hosted=config_type == "self_hosted")  # its tools run on workers
         echoes = []
         for param in params.initial_events or []:
             event = self.echo_event(param, processed_at=None)
@@ -192,7 +201,7 @@ class SessionsMixin(RuntimeCore):
             raise InvalidRequest("an update needs at least one field", code="empty_update")
         if "vault_ids" in fields:
             raise InvalidRequest("vault_ids can only be set when a session is created", code="vault_ids_immutable")
-        async with self.locks.lock(session_id):
+        async with self.writer.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
             current = loaded.session
             if current.archived_at is not None:
@@ -241,7 +250,7 @@ class SessionsMixin(RuntimeCore):
             raise InvalidRequest("a budget can only be set when the session is created", code="budget_create_only")
 
     async def archive_session(self, workspace: str, session_id: str) -> wire.Session:
-        async with self.locks.lock(session_id):
+        async with self.writer.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
             current = loaded.session
             if current.archived_at is not None:
@@ -264,13 +273,13 @@ class SessionsMixin(RuntimeCore):
         return updated
 
     async def delete_session(self, workspace: str, session_id: str) -> wire.Deleted:
-        async with self.locks.lock(session_id):
+        async with self.writer.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
             if loaded.status in ACTIVE_STATUSES:
                 raise Conflict(f"session {session_id!r} is running; interrupt it first", code="running")
-            if not await self.store.delete_session(workspace, session_id):
+            # a worker still driving it exits at its next commit
+            if not await self.writer.delete(workspace, session_id):
                 raise NotFound(f"session {session_id!r} not found", resource="session")
-            self.writer.forget(session_id)  # a worker still driving it exits at its next commit
             ts = rfc3339(now())
             event_id = self.event_id()
             body = wire.parse_event({"id": event_id, "type": "session.deleted", "processed_at": ts})
@@ -290,7 +299,7 @@ class SessionsMixin(RuntimeCore):
         return await self._set_paused(workspace, session_id, False)
 
     async def _set_paused(self, workspace: str, session_id: str, paused: bool) -> SessionState:
-        async with self.locks.lock(session_id):
+        async with self.writer.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
             if loaded.row.archived_at is not None or loaded.status == "terminated":
                 raise Conflict(f"session {session_id!r} is {_finished(loaded.session)}", code="terminated")

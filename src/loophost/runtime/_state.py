@@ -29,6 +29,10 @@ class PendingAction(BaseModel):
     answer: dict[str, Any] | None = None
     answer_event: str | None = None
     """The id of the event that carried the answer (a custom tool result's content is read back from it)."""
+    asks: bool = False
+    """A worker call (`tool_result`) whose policy asks: the worker runs it only once the user allowed it."""
+    confirmation: dict[str, Any] | None = None
+    """The `user.tool_confirmation` of an asking worker call (a denial is also its answer)."""
 
 
 class CallRecord(BaseModel):
@@ -73,6 +77,9 @@ class SessionInternal(BaseModel):
     """Keyed by the tool-use event id the client answers, in the order the calls were announced."""
     interrupt_requested: bool = False
     turn: TurnState | None = None
+    self_hosted: bool = False
+    """The session's environment was `self_hosted` when it was created: its bash and file tools run on the
+    environment's workers (`engine/_remote.py`, `runtime/_work.py`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from ._bus import EventBus, Preview, StreamItem, Subscription
@@ -20,22 +21,35 @@ FIRST_PAGE = 100
 
 
 class LogStream:
-    """An open stream: subscribed, cursor checked, start point fixed. Iterate it; close it with `aclose()` (which
-    releases the subscription even if it was never iterated)."""
+    """An open stream: subscribed, cursor checked, start point fixed. Iterate it item by item, or take what is
+    ready as one batch with `next_batch()` (a server writes a commit's events as one write); close it with
+    `aclose()` (which releases the subscription even if it was never iterated)."""
 
-    def __init__(self, sub: Subscription, items: AsyncGenerator[StreamItem, None]) -> None:
+    def __init__(self, sub: Subscription, batches: AsyncGenerator[list[StreamItem], None]) -> None:
         self._sub = sub
-        self._items = items
+        self._batches = batches
+        self._ready: deque[StreamItem] = deque()
 
     def __aiter__(self) -> LogStream:
         return self
 
     async def __anext__(self) -> StreamItem:
-        return await self._items.__anext__()
+        while not self._ready:
+            self._ready.extend(await self._batches.__anext__())
+        return self._ready.popleft()
+
+    async def next_batch(self) -> list[StreamItem]:
+        """The next items, in order, never none: those ready now (a commit's events arrive together), else the
+        next to arrive. `StopAsyncIteration` at the end of the stream."""
+        if self._ready:
+            ready = list(self._ready)
+            self._ready.clear()
+            return ready
+        return await self._batches.__anext__()
 
     async def aclose(self) -> None:
         try:
-            await self._items.aclose()
+            await self._batches.aclose()
         finally:
             self._sub.close()
 
@@ -101,6 +115,14 @@ async def stream_log(
         await stream.aclose()
 
 
+def _through_terminal(items: list[StoredEvent]) -> tuple[list[StoredEvent], bool]:
+    """`items` up to and including the first terminal event, and whether there was one."""
+    for index, item in enumerate(items):
+        if item.type in TERMINAL_TYPES:
+            return items[: index + 1], True
+    return items, False
+
+
 async def _follow(
     store: Store,
     sub: Subscription,
@@ -110,62 +132,78 @@ async def _follow(
     is_finished: Callable[[], Awaitable[bool]] | None,
     page_size: int,
     replay: bool = True,
-) -> AsyncGenerator[StreamItem, None]:
+) -> AsyncGenerator[list[StreamItem], None]:
+    """The stream as batches, each non-empty and in order: pages of the log while replaying or catching up, then
+    what each bus delivery brings."""
     try:
 
-        async def catch_up(until: int | None) -> AsyncIterator[StoredEvent]:
+        async def catch_up(until: int | None) -> AsyncIterator[list[StoredEvent]]:
             nonlocal cursor
             size = FIRST_PAGE  # a small first page: the first event reaches the reader sooner
             while True:
                 query = EventQuery(after_seq=cursor, before_seq=until, limit=size)
                 page = await store.list_events(session_id, query)
-                for event in page:
-                    cursor = event.seq
-                    yield event
+                if page:
+                    cursor = page[-1].seq
+                    yield page
                 if len(page) < size:
                     return
                 size = page_size
 
+        async def replay_log() -> AsyncIterator[tuple[list[StreamItem], bool]]:
+            async for page in catch_up(None):
+                batch, ended = _through_terminal(page)
+                yield list(batch), ended
+                if ended:
+                    return
+
         if replay:
-            async for event in catch_up(None):
-                yield event
-                if event.type in TERMINAL_TYPES:
+            async for batch, ended in replay_log():
+                yield batch
+                if ended:
                     return
         if is_finished is not None and await is_finished():
             # Nothing can follow; but a terminal event may have committed (or, for a deletion, been handed to the
             # subscription) between the replay and now.
-            async for event in catch_up(None):
-                yield event
-                if event.type in TERMINAL_TYPES:
+            async for batch, ended in replay_log():
+                yield batch
+                if ended:
                     return
             for item in list(sub.buffer):
                 if isinstance(item, StoredEvent) and item.seq > cursor and item.type in TERMINAL_TYPES:
-                    yield item
+                    yield [item]
                     return
             return
         while True:
-            batch = await sub.next_batch()
-            if batch is None:  # lagged: the log has everything the buffer dropped
-                async for event in catch_up(None):
-                    yield event
-                    if event.type in TERMINAL_TYPES:
+            delivered = await sub.next_batch()
+            if delivered is None:  # lagged: the log has everything the buffer dropped
+                async for batch, ended in replay_log():
+                    yield batch
+                    if ended:
                         return
                 continue
-            if not batch and sub.closed:
+            if not delivered and sub.closed:
                 return
-            for item in batch:
+            out: list[StreamItem] = []
+            for item in delivered:
                 if isinstance(item, Preview):
-                    yield item
+                    out.append(item)
                     continue
                 if item.seq <= cursor:
                     continue
-                if item.seq > cursor + 1:
+                if item.seq > cursor + 1:  # a hole: what came before it is in the log
+                    if out:
+                        yield out
+                        out = []
                     async for missed in catch_up(item.seq):
-                        yield missed
+                        yield list(missed)
                 cursor = item.seq
-                yield item
+                out.append(item)
                 if item.type in TERMINAL_TYPES:
+                    yield out
                     return
+            if out:
+                yield out
             if sub.closed and not sub.buffer:
                 return
     finally:

@@ -1,23 +1,32 @@
 """`SessionWriter`: every change of a session goes through one typed commit.
 
 Promises kept here (the store keeps the rest, see store/_protocol.py):
-- read-modify-write of one session is serialised in this process by the session's lock; across processes the
-  store's compare-and-set on `revision` rejects a writer that read a stale row (`StaleWrite`);
+- read-modify-write of one session is serialised by the session's lock (`lock`, `apply`): in this process by an
+  asyncio lock; with a `cluster` (several nodes on one database) also across nodes, by a transaction that locked
+  the session's row, so a `build` runs exactly once, on the row as it is, and a write on another node waits for
+  it instead of failing; without a cluster the store's compare-and-set on `revision` rejects a writer that read a
+  stale row (`StaleWrite`);
+- a write made by a session's worker carries the worker's lease (`current_fence`, set by the worker's task), and
+  the store writes nothing if the lease moved on (`LeaseLost`): a stale owner's writes never land;
 - a commit writes what changed and nothing else: events, the runtime's small internal state, the history delta,
   usage as counters; the session document is rewritten only when a field of it changes (title, agent, ...);
 - the write that leaves a session needing a worker (running, rescheduling, or an interrupt to apply) wakes one:
-  a commit, or the insert of a session created with input; no other path starts workers;
-- a session loaded or committed here is kept in memory (least recently used first out) and served from there:
-  every change of a session row goes through `commit`, and the store's file lock makes this process the only
-  writer of the database, so what is kept is what is stored. A commit cut off by a cancellation still settles
-  (it is shielded) before the cancellation goes on, so memory never falls behind the store.
+  a commit (once it is committed), or the insert of a session created with input; no other path starts workers;
+- without a cluster, a session loaded or committed here is kept in memory (least recently used first out) and
+  served from there: every change of a session row goes through `commit`, and the store's file lock makes this
+  process the only writer of the database, so what is kept is what is stored. A commit cut off by a cancellation
+  still settles (it is shielded) before the cancellation goes on, so memory never falls behind the store. With a
+  cluster other nodes write too, so nothing is kept: a load outside the lock reads the store, one inside it the
+  locked row.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,11 +35,14 @@ from pydantic import BaseModel
 
 from .. import wire
 from ._clock import rfc3339
-from ._errors import NotFound, PayloadTooLarge
+from ._errors import LeaseLost, NotFound, PayloadTooLarge
 from ._state import SessionInternal
 from .store import (
     CheckpointWrite,
+    Fence,
+    HeldSession,
     IdempotencyRecord,
+    Lease,
     NewEvent,
     SessionChange,
     SessionRow,
@@ -46,6 +58,9 @@ T = TypeVar("T")
 
 Waker = Callable[[str, bool], None]
 """Called with (session id, interrupt) after a commit that leaves the session needing a worker."""
+
+current_fence: ContextVar[Fence | None] = ContextVar("loophost_fence", default=None)
+"""The lease of the session worker running in this task (with a cluster); its writes carry it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +154,28 @@ class SessionLocks:
             del self._locks[session_id]
 
 
+@dataclass(slots=True)
+class _Holding:
+    """The session's row as locked by a task of this process (with a cluster)."""
+
+    task: asyncio.Task[Any] | None
+    held: HeldSession
+    loaded: LoadedSession | None = None
+    wakes: list[bool] = field(default_factory=list)
+
+
 class SessionWriter:
     """Loads and commits sessions, and keeps the recently used ones in memory (see the module docstring)."""
 
     def __init__(self, store: Store, *, max_event_bytes: int, cache_size: int = 4096) -> None:
         self.store = store
+        self.cluster = store.cluster
         self.max_event_bytes = max_event_bytes
         self.locks = SessionLocks()
         self._cache: OrderedDict[str, LoadedSession] = OrderedDict()
         self._cache_size = cache_size
         self._inputs: OrderedDict[str, str] = OrderedDict()
+        self._holding: dict[str, _Holding] = {}
         self.waker: Waker | None = None
 
     def input_body(self, event_id: str) -> str | None:
@@ -166,8 +193,49 @@ class SessionWriter:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def lock(self, session_id: str) -> asyncio.Lock:
-        return self.locks.lock(session_id)
+    def lock(self, session_id: str) -> AbstractAsyncContextManager[Any]:
+        """The session's lock, for a read-modify-write: `load`, then `commit`, inside it."""
+        if self.cluster is None:
+            return self.locks.lock(session_id)
+        return self._hold(session_id)
+
+    @asynccontextmanager
+    async def _hold(self, session_id: str) -> AsyncIterator[None]:
+        """With a cluster: this process's lock, then the row's (a transaction that commits when the block ends);
+        the wake-ups the block's commits call for go out once they are committed."""
+        assert self.cluster is not None
+        holding: _Holding | None = None
+        try:
+            async with self.locks.lock(session_id), self.cluster.hold(session_id) as held:
+                holding = self._holding[session_id] = _Holding(asyncio.current_task(), held)
+                try:
+                    yield
+                finally:
+                    del self._holding[session_id]
+        except asyncio.CancelledError:
+            self._wake(session_id, holding)  # what was written is committed (see `Cluster.hold`)
+            raise
+        self._wake(session_id, holding)
+
+    def _wake(self, session_id: str, holding: _Holding | None) -> None:
+        if holding is not None and holding.wakes and self.waker is not None:
+            self.waker(session_id, any(holding.wakes))
+
+    def _held(self, session_id: str) -> _Holding | None:
+        """The lock this task holds on the session's row, if it does."""
+        holding = self._holding.get(session_id)
+        if holding is not None and holding.task is asyncio.current_task():
+            return holding
+        return None
+
+    def check_lease(self, session_id: str) -> None:
+        """`LeaseLost` when this task is a session worker whose lease is no longer valid by this node's clock
+        (called before anything that cannot be fenced, like running a tool)."""
+        if self.cluster is None:
+            return
+        fence = current_fence.get()
+        if fence is not None and not self.cluster.valid(Lease(session_id, fence)):
+            raise LeaseLost(f"session {session_id}'s lease (epoch {fence.epoch}) expired")
 
     # events ------------------------------------------------------------------------------------------------
     def new_event(self, event: BaseModel, *, only_set: bool = True) -> NewEvent:
@@ -195,6 +263,8 @@ class SessionWriter:
     async def load(self, workspace: str | None, session_id: str) -> LoadedSession:
         """The session as last committed, for a writer holding its lock (`workspace=None` looks across
         workspaces: workers and recovery)."""
+        if self.cluster is not None:
+            return await self._load_shared(workspace, session_id)
         cached = self._cache.get(session_id)
         if cached is not None:
             if workspace is not None and cached.row.workspace != workspace:
@@ -215,8 +285,30 @@ class SessionWriter:
         self._keep(loaded)
         return loaded
 
+    async def _load_shared(self, workspace: str | None, session_id: str) -> LoadedSession:
+        """With a cluster: the row this task locked, else the row as stored."""
+        holding = self._held(session_id)
+        if holding is None:
+            row = await self.store.get_session(workspace, session_id)
+            if row is None:
+                raise NotFound(f"session {session_id!r} not found", resource="session")
+            return _loaded(row)
+        if holding.loaded is None:
+            row = holding.held.row
+            if row is None:
+                raise NotFound(f"session {session_id!r} not found", resource="session")
+            fence = current_fence.get()
+            if fence is not None and holding.held.fence != fence:
+                raise LeaseLost(f"session {session_id}'s lease moved on (this worker's epoch is {fence.epoch})")
+            holding.loaded = _loaded(row)
+        if workspace is not None and holding.loaded.row.workspace != workspace:
+            raise NotFound(f"session {session_id!r} not found", resource="session")
+        return holding.loaded
+
     async def read(self, workspace: str | None, session_id: str) -> LoadedSession:
         """The session for a reader: a commit in flight (its events may already be on a stream) settles first."""
+        if self.cluster is not None:  # a commit's events reach streams only once it is committed
+            return await self._load_shared(workspace, session_id)
         lock = self.locks.lock(session_id)
         if lock.locked():
             async with lock:
@@ -238,18 +330,37 @@ class SessionWriter:
         events = [e if isinstance(e, NewEvent) else self.new_event(e) for e in change.events]
         internal = change.internal if change.internal is not None else loaded.internal
         stored_change = _stored_change(row, internal, change)
-        cancelled, (revision, stored) = await _settled(
-            self.store.commit_session(
+        processed = (change.processed, rfc3339(change.processed_at or wire.utcnow())) if change.processed else None
+        holding = self._held(row.id) if self.cluster is not None else None
+        if holding is not None:
+            write = holding.held.commit_session(
+                expected_revision=row.revision,
+                change=stored_change,
+                events=events,
+                idempotency=change.idempotency,
+                processed=processed,
+                fence=current_fence.get(),
+            )
+        elif self.cluster is not None:
+            write = self.store.commit_session(
                 row.id,
                 expected_revision=row.revision,
                 change=stored_change,
                 events=events,
                 idempotency=change.idempotency,
-                processed=(change.processed, rfc3339(change.processed_at or wire.utcnow()))
-                if change.processed
-                else None,
+                processed=processed,
+                fence=current_fence.get(),
             )
-        )
+        else:
+            write = self.store.commit_session(
+                row.id,
+                expected_revision=row.revision,
+                change=stored_change,
+                events=events,
+                idempotency=change.idempotency,
+                processed=processed,
+            )
+        cancelled, (revision, stored) = await _settled(write)
         usage = row.usage
         if change.usage is not None:
             usage = TokenCounts(*(a + b for a, b in zip(usage, change.usage, strict=True)))
@@ -267,10 +378,15 @@ class SessionWriter:
             loaded.document = change.document
         loaded.internal = internal
         loaded._view = None
-        self._keep(loaded)
+        if self.cluster is None:
+            self._keep(loaded)
         self._remember_inputs(events)
         if stored_change is not None and stored_change.wants_worker and self.waker is not None:
-            self.waker(row.id, internal.interrupt_requested and not interrupt_before)
+            interrupt = internal.interrupt_requested and not interrupt_before
+            if holding is not None:
+                holding.wakes.append(interrupt)  # once the hold has committed
+            else:
+                self.waker(row.id, interrupt)
         if cancelled:
             raise asyncio.CancelledError
         return stored
@@ -282,11 +398,29 @@ class SessionWriter:
                 while len(self._inputs) > self._cache_size:
                     self._inputs.popitem(last=False)
 
+    async def delete(self, workspace: str, session_id: str) -> bool:
+        """Delete the session and its log, for a writer holding its lock; False if there is no such session."""
+        holding = self._held(session_id) if self.cluster is not None else None
+        if holding is not None:
+            deleted = await holding.held.delete_session(workspace)
+        else:
+            deleted = await self.store.delete_session(workspace, session_id)
+        self.forget(session_id)
+        return deleted
+
     async def apply(self, session_id: str, build: Callable[[LoadedSession], Change]) -> list[StoredEvent]:
         """Commit a change built from the session's current state, under its lock."""
         async with self.lock(session_id):
             loaded = await self.load(None, session_id)
             return await self.commit(loaded, build(loaded))
+
+
+def _loaded(row: SessionRow) -> LoadedSession:
+    return LoadedSession(
+        row=row,
+        document=wire.Session.model_validate_json(row.body),
+        internal=SessionInternal.model_validate_json(row.internal),
+    )
 
 
 def _stored_change(row: SessionRow, internal: SessionInternal, change: Change) -> SessionChange | None:

@@ -7,18 +7,43 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp
 
 from .. import __version__
 from ..runtime import Runtime
+from ._console import mount_console
 from ._deps import SECURITY_SCHEMES
 from ._errors import install_error_handlers
 from ._keys import ApiKeys
 from ._middleware import RequestContext
+from ._send_events import SendEventsRoute
 from ._settings import ServerSettings
 from ._sse import Closing
-from .routes import agents, environments, events, files, sessions
+from ._worker_auth import WorkerCredentials
+from .routes import agents, environments, events, files, sessions, vaults, work
 
-ROUTERS = (agents.router, environments.router, sessions.router, events.router, files.router)
+ROUTERS = (
+    agents.router,
+    environments.router,
+    work.router,
+    sessions.router,
+    events.router,
+    files.router,
+    vaults.router,
+)
+"""Each with the prefix `API_PREFIX`. Their routes join the app's own router rather than being included:
+FastAPI matches an included router's routes through a layer of its own, on every request, twice."""
+API_PREFIX = "/v1"
+
+
+class _App(FastAPI):
+    """FastAPI, with the request every turn makes (`POST /v1/sessions/{id}/events`) served in front of it."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        state = self.state
+        served = SendEventsRoute(super().build_middleware_stack(), state.runtime, state.keys, state.settings)
+        return WorkerCredentials(served, state.runtime)  # what a worker's credential may call, decided once
 
 
 def create_app(runtime: Runtime, *, keys: ApiKeys, settings: ServerSettings | None = None) -> FastAPI:
@@ -35,7 +60,7 @@ def create_app(runtime: Runtime, *, keys: ApiKeys, settings: ServerSettings | No
             app.state.closing.set()
             await runtime.close()
 
-    app = FastAPI(
+    app = _App(
         title="loophost",
         version=__version__,
         summary="A self-hostable managed-agent runtime, wire-compatible with Claude Managed Agents.",
@@ -51,16 +76,27 @@ def create_app(runtime: Runtime, *, keys: ApiKeys, settings: ServerSettings | No
     install_error_handlers(app)
     app.add_middleware(RequestContext, settings=settings)
     for router in ROUTERS:
-        app.include_router(router, prefix="/v1")
-    generate = app.openapi
+        if router.prefix != API_PREFIX:
+            raise ValueError(f"a router of the API has the prefix {API_PREFIX!r}, not {router.prefix!r}")
+        app.router.routes.extend(router.routes)
+    if settings.console:
+        mount_console(app)
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's document, with how callers authenticate (checked by `workspace`, not a security dependency)."""
+        """FastAPI's document of the app's routes and of those served in front of it (`OPENAPI_ONLY`), with how
+        callers authenticate (checked by `workspace`, not a security dependency)."""
         if app.openapi_schema is None:
-            schema = generate()
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                routes=[*app.routes, *events.OPENAPI_ONLY.routes],
+                separate_input_output_schemas=app.separate_input_output_schemas,
+            )
             schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
             schema["security"] = [{"bearer": []}, {"apiKey": []}]
-        return app.openapi_schema or {}
+            app.openapi_schema = schema
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

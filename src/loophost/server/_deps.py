@@ -11,6 +11,7 @@ from ..runtime import Runtime
 from ..runtime._clock import rfc3339
 from ._errors import ApiError
 from ._keys import ApiKeys
+from ._worker_auth import granted
 
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>` (what the SDK sends)"},
@@ -31,16 +32,25 @@ async def workspace(request: Request) -> str:
     It reads the two headers itself rather than through FastAPI's security dependencies: one dependency instead
     of three on every request (see `SECURITY_SCHEMES` for the OpenAPI side)."""
     headers = request.headers
-    authorization = headers.get("authorization", "")
+    keys: ApiKeys = request.app.state.keys
+    return caller_workspace(keys, headers.get("authorization", ""), headers.get("x-api-key", ""))
+
+
+def caller_workspace(keys: ApiKeys, authorization: str, api_key: str) -> str:
+    """The workspace of the key in `Authorization: Bearer <key>` or else `x-api-key`; `ApiError(401)` otherwise."""
     scheme, _, credentials = authorization.partition(" ")
     key = credentials.strip() if scheme.lower() == "bearer" else ""
-    key = key or headers.get("x-api-key", "")
+    key = key or api_key
     if not key:
         raise ApiError(401, "missing API key: send `Authorization: Bearer <key>` or `x-api-key`", code="missing_key")
-    keys: ApiKeys = request.app.state.keys
     found = keys.workspace_for(key)
     if found is None:
-        raise ApiError(401, "invalid API key", code="invalid_key")
+        grant = granted(key)  # a worker's credential, decided by `WorkerCredentials` for this request
+        if grant is None:
+            raise ApiError(401, "invalid API key", code="invalid_key")
+        if grant.refusal is not None:
+            raise grant.refusal
+        return grant.caller.workspace
     return found
 
 

@@ -6,6 +6,7 @@ A client's mistake is always a 4xx with the envelope; a 5xx means a bug of ours,
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +20,9 @@ from ..runtime import (
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    PreconditionFailed,
     RuntimeFailure,
+    Unavailable,
 )
 
 log = logging.getLogger("loophost.server")
@@ -31,11 +34,13 @@ _STATUS_TYPES = {
     404: "not_found_error",
     405: "invalid_request_error",
     409: "conflict_error",
+    412: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
     500: "api_error",
+    503: "api_error",
 }
 
 
@@ -56,8 +61,12 @@ def status_for(exc: RuntimeFailure) -> int:
         return 409
     if isinstance(exc, PayloadTooLarge):
         return 413
+    if isinstance(exc, PreconditionFailed):
+        return 412
     if isinstance(exc, CursorOutOfRange | InvalidRequest):
         return 400
+    if isinstance(exc, Unavailable):
+        return 503
     return 500
 
 
@@ -65,6 +74,18 @@ def envelope(
     request: Request, status: int, message: str, details: dict[str, Any] | None = None, *, error_type: str | None = None
 ) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
+    return error_response(request_id, status, message, details, error_type=error_type)
+
+
+def error_response(
+    request_id: str | None,
+    status: int,
+    message: str,
+    details: dict[str, Any] | None = None,
+    *,
+    error_type: str | None = None,
+) -> JSONResponse:
+    """The envelope of spec §0.1 as a response, for a request known by its id."""
     error: dict[str, Any] = {"type": error_type or _STATUS_TYPES.get(status, "api_error"), "message": message}
     if details:
         error["details"] = details
@@ -75,9 +96,23 @@ def envelope(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def failure_response(request_id: str | None, exc: RuntimeFailure | ApiError, method: str, path: str) -> JSONResponse:
+    """A typed failure as its envelope: an `ApiError` with its own status, a runtime failure by its class."""
+    if isinstance(exc, ApiError):
+        return error_response(request_id, exc.status, exc.message, exc.details)
+    status = status_for(exc)
+    if status == 503:
+        log.warning("database unavailable answering %s %s: %s", method, path, exc)
+    elif status >= 500:
+        log.error("runtime failure answering %s %s: %s", method, path, exc)
+    error_type = exc.error_type if status != 409 else None
+    return error_response(request_id, status, exc.message, exc.to_details(), error_type=error_type)
+
+
+def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
+    """The first few validation errors, each `where: what` (the body itself is not named)."""
     parts = []
-    for error in exc.errors()[:5]:
+    for error in errors[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
         parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
     return "; ".join(parts) or "invalid request"
@@ -86,11 +121,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RuntimeFailure)
     async def runtime_failure(request: Request, exc: RuntimeFailure) -> JSONResponse:
-        status = status_for(exc)
-        if status >= 500:
-            log.error("runtime failure answering %s %s: %s", request.method, request.url.path, exc)
-        error_type = exc.error_type if status != 409 else None
-        return envelope(request, status, exc.message, exc.to_details(), error_type=error_type)
+        return failure_response(getattr(request.state, "request_id", None), exc, request.method, request.url.path)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -98,7 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return envelope(request, 400, _validation_message(exc), {"error_code": "validation_error"})
+        return envelope(request, 400, validation_message(exc.errors()), {"error_code": "validation_error"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

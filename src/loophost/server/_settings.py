@@ -13,3 +13,5 @@ class ServerSettings:
     """Largest JSON request body; larger ones are refused with 413 before they are read."""
     max_upload_bytes: int = 64 * 1024 * 1024
     """Largest file upload (multipart body)."""
+    console: bool = True
+    """Serve the web console at `/console` (`loophost serve --no-console` turns it off)."""

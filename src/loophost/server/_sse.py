@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 from asyncio import FIRST_COMPLETED
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -49,10 +49,20 @@ def error_frame(envelope: str) -> bytes:
     return f"event: error\ndata: {_one_line(envelope)}\n\n".encode()
 
 
-async def _next(items: AsyncIterator[StreamItem]) -> StreamItem | None:
-    """The next item, None at the end (a task result, so no StopAsyncIteration crosses the task boundary)."""
+class Batches(Protocol):
+    """A stream's items as batches (`runtime.LogStream`): what is ready is framed and written at once."""
+
+    async def next_batch(self) -> list[StreamItem]:
+        """The next items, never none; `StopAsyncIteration` at the end."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+async def _next(items: Batches) -> list[StreamItem] | None:
+    """The next batch, None at the end (a task result, so no StopAsyncIteration crosses the task boundary)."""
     try:
-        return await anext(items)
+        return await items.next_batch()
     except StopAsyncIteration:
         return None
 
@@ -96,9 +106,10 @@ class Closing:
 
 class EventStreamResponse(Response):
     """`200 text/event-stream`: `items` framed as SSE, a `PING` after every `heartbeat` seconds without output
-    (<= 0: never), until `items` ends, the client goes away, or the server closes (`closing`).
+    (<= 0: never), until `items` ends, the client goes away, or the server closes (`closing`). The items that are
+    ready together (a commit's events) go out as one write.
 
-    One coroutine drives it, with two helper tasks it owns: the pending read of the next item (it must survive
+    One coroutine drives it, with two helper tasks it owns: the pending read of the next batch (it must survive
     heartbeats: cancelling a pending `anext` would finalize the iterator) and the wait for the client's
     disconnect. Both are cancelled and awaited, and `items` closed, on every way out, so nothing started for a
     stream outlives its request. (Starlette's `StreamingResponse` would add an anyio task group and two more
@@ -110,7 +121,7 @@ class EventStreamResponse(Response):
 
     def __init__(
         self,
-        items: AsyncIterator[StreamItem],
+        items: Batches,
         *,
         heartbeat: float,
         closing: Closing,
@@ -130,7 +141,7 @@ class EventStreamResponse(Response):
         timeout = self._heartbeat if self._heartbeat > 0 else None
         closing = self._closing.waiter()
         gone: asyncio.Task[None] = asyncio.ensure_future(_disconnected(receive))
-        pending: asyncio.Task[StreamItem | None] | None = None
+        pending: asyncio.Task[list[StreamItem] | None] | None = None
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             while not closing.done():
@@ -142,7 +153,7 @@ class EventStreamResponse(Response):
                 if pending in done:
                     ready, pending = pending, None
                     try:
-                        item = ready.result()
+                        batch = ready.result()
                     except Exception as exc:
                         if self._on_error is None:
                             raise
@@ -150,9 +161,10 @@ class EventStreamResponse(Response):
                             {"type": "http.response.body", "body": error_frame(self._on_error(exc)), "more_body": True}
                         )
                         break
-                    if item is None:
+                    if batch is None:
                         break
-                    await send({"type": "http.response.body", "body": frame(item), "more_body": True})
+                    body = b"".join(map(frame, batch))
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
                 elif not closing.done():
                     await send({"type": "http.response.body", "body": PING, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -161,7 +173,7 @@ class EventStreamResponse(Response):
             await _settle(items, pending, gone)
 
 
-async def _settle(items: AsyncIterator[StreamItem], *tasks: asyncio.Task[Any] | None) -> None:
+async def _settle(items: Batches, *tasks: asyncio.Task[Any] | None) -> None:
     """Cancel `tasks` and wait until they are done, then close `items`.
 
     Runs while the stream unwinds, possibly under a cancellation that is re-delivered at every await: the tasks
@@ -181,8 +193,6 @@ async def _settle(items: AsyncIterator[StreamItem], *tasks: asyncio.Task[Any] | 
     for done in tasks:
         if done is not None and not done.cancelled():
             done.exception()  # retrieved: an error here was already reported as a frame (or is moot)
-    aclose = getattr(items, "aclose", None)
-    if aclose is not None:
-        await aclose()  # a no-op if a cancelled read already finalized it
+    await items.aclose()  # a no-op if a cancelled read already finalized it
     if interrupted:
         raise asyncio.CancelledError

@@ -32,6 +32,8 @@ from pydantic import (
 
 def _to_utc(value: datetime) -> datetime:
     """Naive datetimes are taken to be UTC; aware ones are converted to UTC."""
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

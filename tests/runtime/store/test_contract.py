@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -21,7 +22,7 @@ from loophost.runtime.store import (
     Store,
     StoredEvent,
 )
-from loophost.runtime.store._records import FileQuery, FileRow, SessionResourceRow
+from loophost.runtime.store._records import CredentialRow, FileQuery, FileRow, SessionResourceRow, VaultRow
 
 from ._rows import event, session_row
 from .conftest import StoreFactory
@@ -369,5 +370,130 @@ async def test_files_and_resources_survive_close_and_reopen(store_factory: Store
     try:
         assert await second.get_file_content("ws", "file_1") == b"hi"
         assert await second.get_session_resource("sesn_1", "sesrsc_1") == resource
+    finally:
+        await second.close()
+
+
+# --- vaults and credentials --------------------------------------------------------------------------------
+
+
+def _vault(vault_id: str, *, workspace: str = "ws", created_at: str = "2026-01-01T00:00:00.000000Z") -> VaultRow:
+    return VaultRow(workspace, vault_id, created_at, None, json.dumps({"id": vault_id, "type": "vault"}))
+
+
+def _credential(
+    credential_id: str,
+    *,
+    vault_id: str = "vlt_1",
+    match_key: str | None = None,
+    created_at: str = "2026-01-01T00:00:00.000000Z",
+    revision: int = 1,
+    secret: bytes | None = b"\x01sealed\x00bytes\xff",
+) -> CredentialRow:
+    body = json.dumps({"id": credential_id, "type": "vault_credential", "vault_id": vault_id})
+    key = match_key if match_key is not None else f"mcp:https://{credential_id}.example"
+    return CredentialRow("ws", credential_id, vault_id, created_at, None, key, revision, body, secret)
+
+
+async def test_vaults_put_get_list_delete(store: Store) -> None:
+    for n in range(4):
+        await store.put_vault(_vault(f"vlt_{n}", created_at=f"2026-01-0{n + 1}T00:00:00.000000Z"))
+    await store.put_vault(_vault("vlt_other", workspace="ws_other"))
+    assert await store.get_vault("ws", "vlt_2") == _vault("vlt_2", created_at="2026-01-03T00:00:00.000000Z")
+    assert await store.get_vault("ws_other", "vlt_2") is None  # another workspace's vault is not found
+    archived = replace(
+        _vault("vlt_1", created_at="2026-01-02T00:00:00.000000Z"), archived_at="2026-02-01T00:00:00.000000Z"
+    )
+    await store.put_vault(archived)  # replaces the row with the same id
+    assert await store.get_vault("ws", "vlt_1") == archived
+    assert [v.id for v in await store.list_vaults("ws", ListQuery())] == ["vlt_0", "vlt_2", "vlt_3"]
+    listed = await store.list_vaults("ws", ListQuery(include_archived=True, limit=2))
+    assert [v.id for v in listed] == ["vlt_0", "vlt_1"]
+    rest = await store.list_vaults("ws", ListQuery(include_archived=True, after=(listed[-1].created_at, listed[-1].id)))
+    assert [v.id for v in rest] == ["vlt_2", "vlt_3"]
+    await store.insert_credential(_credential("vcrd_a", vault_id="vlt_0"), max_active=20)
+    assert not await store.delete_vault("ws_other", "vlt_0")
+    assert await store.delete_vault("ws", "vlt_0")
+    assert not await store.delete_vault("ws", "vlt_0")
+    assert await store.get_vault("ws", "vlt_0") is None
+    assert await store.get_credential("ws", "vlt_0", "vcrd_a") is None  # its credentials went with it
+
+
+async def test_credentials_keep_their_sealed_secret_and_list_in_order(store: Store) -> None:
+    await store.put_vault(_vault("vlt_1"))
+    rows = [_credential(f"vcrd_{n}", created_at=f"2026-01-0{n + 1}T00:00:00.000000Z") for n in range(3)]
+    for row in reversed(rows):
+        await store.insert_credential(row, max_active=20)
+    assert await store.get_credential("ws", "vlt_1", "vcrd_1") == rows[1]  # the secret's bytes exactly
+    assert await store.get_credential("ws_other", "vlt_1", "vcrd_1") is None
+    assert await store.get_credential("ws", "vlt_other", "vcrd_1") is None
+    page = await store.list_credentials("ws", "vlt_1", ListQuery(limit=2))
+    assert page == rows[:2]
+    assert await store.list_credentials("ws", "vlt_1", ListQuery(after=(page[-1].created_at, page[-1].id))) == rows[2:]
+    assert await store.list_credentials("ws_other", "vlt_1", ListQuery()) == []
+    archived = replace(rows[0], archived_at="2026-02-01T00:00:00.000000Z", match_key=None, revision=2, secret=None)
+    assert await store.update_credential(archived, expected_revision=1)
+    assert [r.id for r in await store.list_credentials("ws", "vlt_1", ListQuery())] == ["vcrd_1", "vcrd_2"]
+    everything = await store.list_credentials("ws", "vlt_1", ListQuery(include_archived=True))
+    assert everything == [archived, rows[1], rows[2]]
+    assert not await store.delete_credential("ws", "vlt_other", "vcrd_1")
+    assert await store.delete_credential("ws", "vlt_1", "vcrd_1")
+    assert not await store.delete_credential("ws", "vlt_1", "vcrd_1")
+    assert await store.get_credential("ws", "vlt_1", "vcrd_1") is None
+
+
+async def test_credential_match_keys_are_unique_among_active_ones(store: Store) -> None:
+    await store.put_vault(_vault("vlt_1"))
+    await store.put_vault(_vault("vlt_2"))
+    first = _credential("vcrd_1", match_key="env:API_KEY")
+    await store.insert_credential(first, max_active=20)
+    with pytest.raises(Conflict) as duplicate:
+        await store.insert_credential(_credential("vcrd_2", match_key="env:API_KEY"), max_active=20)
+    assert duplicate.value.code == "duplicate_credential"
+    await store.insert_credential(_credential("vcrd_3", vault_id="vlt_2", match_key="env:API_KEY"), max_active=20)
+    # archiving frees the key
+    assert await store.update_credential(replace(first, match_key=None, revision=2, secret=None), expected_revision=1)
+    await store.insert_credential(_credential("vcrd_2", match_key="env:API_KEY"), max_active=20)
+
+
+async def test_credential_limit_holds_under_concurrent_inserts(store: Store) -> None:
+    await store.put_vault(_vault("vlt_1"))
+    results = await asyncio.gather(
+        *(store.insert_credential(_credential(f"vcrd_{n:02}"), max_active=5) for n in range(12)),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, Conflict)]
+    assert len(refused) == 7 and all(r.code == "credential_limit" for r in refused)
+    assert [r for r in results if r is not None and not isinstance(r, Conflict)] == []
+    assert len(await store.list_credentials("ws", "vlt_1", ListQuery(limit=100))) == 5
+
+
+async def test_credential_update_is_compare_and_set(store: Store) -> None:
+    await store.put_vault(_vault("vlt_1"))
+    row = _credential("vcrd_1")
+    await store.insert_credential(row, max_active=20)
+    writers = [replace(row, revision=2, secret=f"writer {n}".encode()) for n in range(8)]
+    won = await asyncio.gather(*(store.update_credential(w, expected_revision=1) for w in writers))
+    assert sum(won) == 1
+    stored = await store.get_credential("ws", "vlt_1", "vcrd_1")
+    assert stored == writers[won.index(True)]
+    assert not await store.update_credential(replace(row, revision=3), expected_revision=1)  # stale
+    assert not await store.update_credential(replace(row, id="vcrd_gone", revision=2), expected_revision=1)
+    assert not await store.update_credential(replace(row, workspace="ws_other", revision=3), expected_revision=2)
+    assert await store.update_credential(replace(row, revision=3, body='{"v":3}'), expected_revision=2)
+    assert (await store.get_credential("ws", "vlt_1", "vcrd_1")) == replace(row, revision=3, body='{"v":3}')
+
+
+async def test_vaults_and_credentials_survive_close_and_reopen(store_factory: StoreFactory) -> None:
+    first = store_factory()
+    await first.open()
+    await first.put_vault(_vault("vlt_1"))
+    await first.insert_credential(_credential("vcrd_1"), max_active=20)
+    await first.close()
+    second = store_factory()
+    await second.open()
+    try:
+        assert await second.get_vault("ws", "vlt_1") == _vault("vlt_1")
+        assert await second.get_credential("ws", "vlt_1", "vcrd_1") == _credential("vcrd_1")
     finally:
         await second.close()

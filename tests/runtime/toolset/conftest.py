@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.server
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +77,9 @@ async def sandbox_factory(tmp_path: Path, mode: str) -> AsyncIterator[Factory]:
             resources: list[dict[str, Any]] | None = None,
             uploads: dict[str, bytes] | None = None,
             toolset_options: dict[str, Any] | None = None,
+            prepare: Callable[[Runtime], Awaitable[dict[str, Any]]] | None = None,
         ) -> Sandbox:
+            """`prepare(runtime)`: runs before the session is created, returns more session create fields."""
             n = next(counter)
             toolset = Toolset(tmp_path / f"ws{n}", use_bwrap=mode == "bwrap", **(toolset_options or {}))
             rt = await stack.enter_async_context(Runtime.from_url(tmp_path / f"rt{n}.db", toolset=toolset))
@@ -95,10 +97,11 @@ async def sandbox_factory(tmp_path: Path, mode: str) -> AsyncIterator[Factory]:
             for name, content in (uploads or {}).items():
                 ids[name] = (await rt.upload_file(WS, name, content)).id
             resolved = [{**r, "file_id": ids.get(r["file_id"], r["file_id"])} for r in resources or []]
+            extra = await prepare(rt) if prepare is not None else {}
             session = await rt.start_session(
                 WS,
                 wire.SessionCreateParams.model_validate(
-                    {"agent": agent.id, "environment_id": env.id, "resources": resolved}
+                    {"agent": agent.id, "environment_id": env.id, "resources": resolved, **extra}
                 ),
             )
             return Sandbox(rt, toolset, session, ToolContext(WS, session.id, env.id, f"sevt_{n}"))

@@ -91,6 +91,23 @@ class ClaudeManagedAgents(CMAHost):
             raise ClientError("the provider is not open: use `async with` (loophost.run does it for you)")
         return _HttpControl(self._client, self.max_retries, self.stream_idle_timeout)
 
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Any call of the API (`/v1/...`) as JSON, for tools beyond the session loop (`loophost sessions`,
+        `loophost apply`). Retried on transient failures when repeating it is safe (by default: not a POST).
+        Raises `HostError` for an error answer, `ConnectionLost` when the host cannot be reached."""
+        control = self.control()
+        assert isinstance(control, _HttpControl)
+        safe = method.upper() != "POST" if idempotent is None else idempotent
+        return await control._call(method, path, body=body, params=params, idempotent=safe)
+
 
 class _HttpControl:
     """The control plane over HTTP: JSON in, JSON out, errors typed."""

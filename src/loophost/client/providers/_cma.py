@@ -16,6 +16,7 @@ BOUNDARY_TYPES = frozenset({"session.status_idle", "session.status_terminated", 
 
 _END_TURN = frozenset({"end_turn", "satisfied", "max_iterations_reached"})
 _HOST_TOOL_USES = frozenset({"agent.tool_use", "agent.mcp_tool_use"})
+_HOST_TOOL_RESULTS = {"agent.tool_result": "tool_use_id", "agent.mcp_tool_result": "mcp_tool_use_id"}
 _ANSWERS = {
     "user.custom_tool_result": "custom_tool_use_id",
     "user.tool_confirmation": "tool_use_id",
@@ -45,7 +46,16 @@ def preview_text(event: Mapping[str, Any]) -> str | None:
 
 
 def _use(event: Mapping[str, Any]) -> ToolUse:
-    return ToolUse(str(event["id"]), str(event.get("name", "")), dict(event.get("input") or {}))
+    server = event.get("mcp_server_name")
+    return ToolUse(
+        str(event["id"]), str(event.get("name", "")), dict(event.get("input") or {}), str(server) if server else None
+    )
+
+
+def _result(event: Mapping[str, Any]) -> ToolResult:
+    content = event.get("content")
+    text = joined_text(content) if isinstance(content, list) else ""
+    return ToolResult(str(event.get(_HOST_TOOL_RESULTS[str(event["type"])], "")), text, bool(event.get("is_error")))
 
 
 def normalize(events: Sequence[Mapping[str, Any]]) -> TurnResult:
@@ -54,6 +64,7 @@ def normalize(events: Sequence[Mapping[str, Any]]) -> TurnResult:
     by_id: dict[str, Mapping[str, Any]] = {}
     texts: list[str] = []
     server_uses: list[ToolUse] = []
+    server_results: list[ToolResult] = []
     usage: Usage | None = None
     for event in events:
         kind = event.get("type")
@@ -63,6 +74,8 @@ def normalize(events: Sequence[Mapping[str, Any]]) -> TurnResult:
             by_id[str(event.get("id"))] = event
             if kind in _HOST_TOOL_USES:
                 server_uses.append(_use(event))
+        elif kind in _HOST_TOOL_RESULTS:
+            server_results.append(_result(event))
         elif kind == "agent.message":
             texts.append(joined_text(event.get("content") or []))
         elif kind == "span.model_request_end":
@@ -71,7 +84,12 @@ def normalize(events: Sequence[Mapping[str, Any]]) -> TurnResult:
                 usage = usage or Usage()
                 usage.add(Usage.from_raw(raw))
     text = "\n".join(t for t in texts if t)
-    common: dict[str, Any] = {"text": text, "server_tool_uses": tuple(server_uses), "usage": usage}
+    common: dict[str, Any] = {
+        "text": text,
+        "server_tool_uses": tuple(server_uses),
+        "server_tool_results": tuple(server_results),
+        "usage": usage,
+    }
     if status is None:
         return TurnResult("terminated", {"type": "no_status"}, events=tuple(events), **common)
     if status.get("type") != "session.status_idle":

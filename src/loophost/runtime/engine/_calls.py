@@ -1,9 +1,12 @@
 """The split of a response's tool calls by kind, and running the calls that may run now.
 
 Each call of a response goes one way:
-- a built-in tool the policy allows (or the user confirmed, for this exact input): run now, concurrently with
-  the others in a `TaskGroup`, through the ledger;
-- a custom tool, or a built-in tool that asks for confirmation: parked until the client answers;
+- a built-in or MCP tool the policy allows (or the user confirmed, for this exact input): run now, concurrently
+  with the others in a `TaskGroup`, through the ledger (an MCP call's events are `agent.mcp_tool_use` /
+  `agent.mcp_tool_result`; otherwise it is handled exactly like a built-in tool);
+- a custom tool, or a built-in or MCP tool that asks for confirmation: parked until the client answers;
+- a built-in tool of a self-hosted session (`_remote.py`): parked until a worker answers with `user.tool_result`
+  (after the user's `user.tool_confirmation` when its policy asks; a denial is answered here);
 - an unknown or disabled tool: answered at once with a retry prompt naming the tools there are (the model may
   call it any number of times; each call gets its own error result, the session goes on).
 
@@ -19,7 +22,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai.messages import ModelResponse, RetryInfo, ToolCallPart, ToolReturnPart
@@ -66,9 +69,23 @@ class SessionTools:
 
     builtin: Mapping[str, ToolPolicy]
     custom: frozenset[str]
+    mcp: Mapping[str, ToolPolicy] = field(default_factory=dict)
+    """MCP tools by the name the model sees (their `tool` is an `McpTool`)."""
+    worker: Mapping[str, ToolPolicy] = field(default_factory=dict)
+    """Built-in tools a self-hosted environment's worker runs (their `tool` is a `RemoteTool`)."""
+
+    def policy(self, name: str) -> ToolPolicy | None:
+        """How a built-in or MCP tool may be called (None: not one of those)."""
+        return self.builtin.get(name) or self.mcp.get(name)
+
+    def result_event(self, name: str, tool_use_id: str, text: str, *, is_error: bool) -> Any:
+        """The event holding a call's result: `agent.mcp_tool_result` for an MCP tool, else `agent.tool_result`."""
+        if name in self.mcp:
+            return out.mcp_tool_result(tool_use_id, text, is_error=is_error)
+        return out.tool_result(tool_use_id, text, is_error=is_error)
 
     def unknown(self, name: str) -> str:
-        available = sorted({*self.builtin, *self.custom})
+        available = sorted({*self.builtin, *self.custom, *self.mcp, *self.worker})
         listed = ", ".join(available) if available else "none"
         return f"Unknown tool name: {name!r}. Available tools: {listed}."
 
@@ -109,7 +126,7 @@ class CallRunner:
                 results[call_id] = recorded[record.result_event].part(call)
                 continue
             if record is not None:  # started, never finished: the process died while it ran
-                event = out.tool_result(event_id, INTERRUPTED_BY_RESTART, is_error=True)
+                event = self._tools.result_event(call.tool_name, event_id, INTERRUPTED_BY_RESTART, is_error=True)
                 events.append(event)
                 results[call_id] = Result(INTERRUPTED_BY_RESTART, True, event.id).part(call)
                 continue
@@ -122,7 +139,16 @@ class CallRunner:
                     assert pending is not None
                     result = Result(answer_text(answer), bool(answer.get("is_error")), pending.answer_event)
                     results[call_id] = result.part(call)
-            elif (policy := self._tools.builtin.get(call.tool_name)) is not None:
+            elif call.tool_name in self._tools.worker:
+                resolved = self._worker_call(call, event_id, pending)
+                if isinstance(resolved, PendingAction):
+                    park[event_id] = resolved
+                elif isinstance(resolved, ToolReturnPart):
+                    results[call_id] = resolved
+                else:
+                    events.append(resolved[0])
+                    results[call_id] = resolved[1]
+            elif (policy := self._tools.policy(call.tool_name)) is not None:
                 if policy.permission == "allow":
                     to_run.append(call)
                 elif answer is None:
@@ -144,7 +170,7 @@ class CallRunner:
                         if answer.get("result") != "allow"
                         else "The confirmation no longer matches this tool call's input; it was not run."
                     )
-                    event = out.tool_result(event_id, message, is_error=True)
+                    event = self._tools.result_event(call.tool_name, event_id, message, is_error=True)
                     events.append(event)
                     results[call_id] = Result(message, True, event.id).part(call)
             else:
@@ -162,6 +188,27 @@ class CallRunner:
             return Resolution(None, events)
         return Resolution([results[c.tool_call_id] for c in calls], events)
 
+    def _worker_call(
+        self, call: ToolCallPart, event_id: str, pending: PendingAction | None
+    ) -> PendingAction | ToolReturnPart | tuple[Any, ToolReturnPart]:
+        """A worker's call: parked until answered, then its result (the worker's `user.tool_result`, or an
+        `agent.tool_result` saying the user denied it, to commit with the results)."""
+        answer = pending.answer if pending is not None else None
+        if pending is None or answer is None:
+            policy = self._tools.worker[call.tool_name]
+            return pending or PendingAction(
+                kind="tool_result",
+                tool_use_id=call.tool_call_id,
+                name=call.tool_name,
+                input_hash=input_hash(call_args(call)),
+                asks=policy.permission != "allow",
+            )
+        if "result" in answer:  # the confirmation denied it: the worker posts nothing
+            message = answer.get("deny_message") or "The user denied this tool call."
+            event = self._tools.result_event(call.tool_name, event_id, message, is_error=True)
+            return event, Result(message, True, event.id).part(call)
+        return Result(answer_text(answer), bool(answer.get("is_error")), pending.answer_event).part(call)
+
     async def _run(self, calls: Sequence[ToolCallPart], tool_events: Mapping[str, str]) -> dict[str, ToolReturnPart]:
         """Run allowed calls concurrently: `started` for all in one commit, then each result as it comes."""
         started = {c.tool_call_id: CallRecord(state="started") for c in calls}
@@ -172,6 +219,7 @@ class CallRunner:
 
         await self._writer.apply(self._session_id, start)
         loaded = await self._writer.load(None, self._session_id)
+        self._writer.check_lease(self._session_id)  # a node paused past its lease runs nothing when it resumes
         async with asyncio.TaskGroup() as group:
             tasks = {
                 call.tool_call_id: group.create_task(
@@ -182,7 +230,8 @@ class CallRunner:
         return {call_id: task.result() for call_id, task in tasks.items()}
 
     async def _run_one(self, loaded: LoadedSession, call: ToolCallPart, event_id: str) -> ToolReturnPart:
-        policy = self._tools.builtin[call.tool_name]
+        policy = self._tools.policy(call.tool_name)
+        assert policy is not None
         ctx = ToolContext(
             workspace=loaded.row.workspace,
             session_id=self._session_id,
@@ -193,13 +242,13 @@ class CallRunner:
             output = await policy.tool.run(ctx, call_args(call))
         except Exception as exc:  # a tool that raises gives the model an error result; the session goes on
             output = ToolOutput(f"{type(exc).__name__}: {exc}", is_error=True)
-        event = out.tool_result(event_id, output.text, is_error=output.is_error)
+        event = self._tools.result_event(call.tool_name, event_id, output.text, is_error=output.is_error)
         record = CallRecord(state="done", result_event=event.id)
 
         def finish(current: LoadedSession) -> Change:
             turn = current.internal.turn or TurnState()
             ledger = {**turn.ledger, call.tool_call_id: record}
-            return Change(events=[event], internal=with_turn(current.internal, ledger=ledger))
+            return Change(events=[*output.events, event], internal=with_turn(current.internal, ledger=ledger))
 
         await self._writer.apply(self._session_id, finish)
         return Result(output.text, output.is_error, event.id).part(call)
@@ -218,12 +267,16 @@ class CallRunner:
 
 
 def tool_use_event(tools: SessionTools, call: ToolCallPart) -> Any:
-    """The wire event announcing a call: custom tools go to the client, built-in ones carry their permission,
-    unknown or disabled ones are shown as denied."""
+    """The wire event announcing a call: custom tools go to the client, built-in and MCP ones carry their
+    permission, unknown or disabled ones are shown as denied."""
     args = call_args(call)
     if call.tool_name in tools.custom:
         return out.custom_tool_use(call.tool_name, args)
-    policy = tools.builtin.get(call.tool_name)
+    policy = tools.builtin.get(call.tool_name) or tools.worker.get(call.tool_name)
     if policy is not None:
         return out.tool_use(call.tool_name, args, policy.permission, policy.evaluation)
+    mcp = tools.mcp.get(call.tool_name)
+    if mcp is not None:
+        server, name = getattr(mcp.tool, "server_name", ""), getattr(mcp.tool, "tool_name", call.tool_name)
+        return out.mcp_tool_use(server, name, args, mcp.permission, mcp.evaluation)
     return out.tool_use(call.tool_name, args, "deny", None)

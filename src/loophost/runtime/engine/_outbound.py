@@ -138,3 +138,52 @@ def preview_delta(message_id: str, text: str) -> str:
             "delta": {"type": "content_delta", "index": 0, "content": {"type": "text", "text": text}},
         }
     ).model_dump_json()
+
+
+def mcp_tool_use(
+    server_name: str, name: str, tool_input: dict[str, Any], permission: str, evaluation: dict[str, Any]
+) -> wire.AgentMcpToolUseEvent:
+    """`name` is the tool's name on its server (the model may know it by a qualified one)."""
+    return wire.AgentMcpToolUseEvent.model_validate(
+        {
+            "id": event_id(),
+            "type": "agent.mcp_tool_use",
+            "processed_at": wire.utcnow(),
+            "mcp_server_name": server_name,
+            "name": name,
+            "input": tool_input,
+            "evaluated_permission": permission,
+            "evaluation": evaluation,
+        }
+    )
+
+
+def mcp_tool_result(tool_use_id: str, text: str, *, is_error: bool) -> wire.AgentMcpToolResultEvent:
+    return wire.AgentMcpToolResultEvent.model_validate(
+        {
+            "id": event_id(),
+            "type": "agent.mcp_tool_result",
+            "processed_at": wire.utcnow(),
+            "mcp_tool_use_id": tool_use_id,
+            "content": [{"type": "text", "text": text}],
+            "is_error": is_error,
+        }
+    )
+
+
+def mcp_error(kind: str, server_name: str, message: str) -> wire.SessionErrorEvent:
+    """An MCP server that could not be used this turn; the session goes on without its tools (`exhausted`: it
+    is tried again at the next turn, not within this one)."""
+    return wire.SessionErrorEvent.model_validate(
+        {
+            "id": event_id(),
+            "type": "session.error",
+            "processed_at": wire.utcnow(),
+            "error": {
+                "type": kind,
+                "mcp_server_name": server_name,
+                "message": message,
+                "retry_status": {"type": "exhausted"},
+            },
+        }
+    )

@@ -28,6 +28,8 @@ class ToolContext:
 class ToolOutput:
     text: str
     is_error: bool = False
+    events: tuple[Any, ...] = ()
+    """Wire events to commit with the result, before it (an MCP call's `session.error`)."""
 
 
 @runtime_checkable
@@ -49,10 +51,7 @@ class ToolPolicy:
 
 
 def builtin_policies(agent: wire.SessionAgent, registry: Mapping[str, BuiltinTool]) -> dict[str, ToolPolicy]:
-    """The agent's enabled toolset tools that have an implementation, with their permission (spec §6.1).
-
-    `auto` behaves as ask until a policy engine exists, and the evaluation says so.
-    """
+    """The agent's enabled toolset tools that have an implementation, with their permission (spec §6.1)."""
     policies: dict[str, ToolPolicy] = {}
     for tool in agent.tools:
         if not isinstance(tool, wire.AgentToolset):
@@ -61,18 +60,20 @@ def builtin_policies(agent: wire.SessionAgent, registry: Mapping[str, BuiltinToo
             implementation = registry.get(config.name)
             if not config.enabled or implementation is None:
                 continue
-            kind = config.permission_policy.type
-            if kind == "always_allow":
-                policies[config.name] = ToolPolicy(implementation, "allow", {"type": "always_allow"})
-            elif kind == "always_ask":
-                policies[config.name] = ToolPolicy(implementation, "ask", {"type": "always_ask"})
-            else:
-                policies[config.name] = ToolPolicy(
-                    implementation,
-                    "ask",
-                    {"type": "auto", "evaluated_permission": {"type": "ask", "reason_code": "no_policy_engine"}},
-                )
+            permission, evaluation = permission_of(config.permission_policy)
+            policies[config.name] = ToolPolicy(implementation, permission, evaluation)
     return policies
+
+
+def permission_of(policy: wire.PermissionPolicy) -> tuple[str, dict[str, Any]]:
+    """A permission policy as the permission a call gets and the evaluation its tool-use event shows.
+
+    `auto` behaves as ask until a policy engine exists, and the evaluation says so."""
+    if policy.type == "always_allow":
+        return "allow", {"type": "always_allow"}
+    if policy.type == "always_ask":
+        return "ask", {"type": "always_ask"}
+    return "ask", {"type": "auto", "evaluated_permission": {"type": "ask", "reason_code": "no_policy_engine"}}
 
 
 def custom_tools(agent: wire.SessionAgent) -> dict[str, wire.CustomTool]:

@@ -84,10 +84,11 @@ def tokens_of(response: ModelResponse) -> TokenCounts:
 
 
 def session_tools(tools: SessionTools, agent: wire.SessionAgent) -> list[ToolDefinition]:
-    """What the model is told it may call: the agent's built-in tools that have an implementation, its custom tools."""
+    """What the model is told it may call: the agent's built-in tools that have an implementation, its custom tools,
+    the MCP tools of its connected servers."""
     definitions = [
         ToolDefinition(name=name, description=policy.tool.description, parameters_json_schema=policy.tool.input_schema)
-        for name, policy in tools.builtin.items()
+        for name, policy in {**tools.builtin, **tools.worker}.items()
     ]
     definitions += [
         ToolDefinition(
@@ -97,6 +98,15 @@ def session_tools(tools: SessionTools, agent: wire.SessionAgent) -> list[ToolDef
         )
         for tool in agent.tools
         if isinstance(tool, wire.CustomTool)
+    ]
+    definitions += [  # MCP tools (`_mcp.py`): their metadata names server and tool, for the scripted model
+        ToolDefinition(
+            name=name,
+            description=policy.tool.description,
+            parameters_json_schema=policy.tool.input_schema,
+            metadata=getattr(policy.tool, "metadata", None),
+        )
+        for name, policy in tools.mcp.items()
     ]
     return definitions
 

@@ -8,11 +8,15 @@ It repeats: decide the next step from the committed state, run it, until nothing
 
 A worker that fails unexpectedly does not leave its session `running` with no owner: the turn is ended with a
 `session.error` the client sees, and the session accepts the next message.
+
+With a cluster (several nodes on one PostgreSQL database) a worker drives a session only while this node holds its
+lease, and its writes are fenced by it (`_leases.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
 import logging
 from collections import OrderedDict
@@ -20,13 +24,16 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._bus import EventBus
-from .._errors import StaleWrite
+from .._errors import StaleWrite, Unavailable
 from .._state import TurnState
 from .._writer import Change, LoadedSession, SessionWriter
-from ..store import Store
+from ..store import Lease, Store
 from . import _outbound as out
 from ._config import AgentLoopConfig
-from ._tools import BuiltinTool, builtin_policies, custom_tools
+from ._leases import SessionLeases
+from ._mcp import McpCredentials, McpSessions
+from ._remote import worker_policies
+from ._tools import BuiltinTool, ToolPolicy, builtin_policies, custom_tools
 
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
@@ -42,6 +49,7 @@ def _load_engine() -> None:
     """What a first turn would otherwise load on the event loop (seconds): the turn module with pydantic-ai, and
     the model layer's price data, which pydantic-ai loads when the first model is built."""
     importlib.import_module(_TURN_MODULE)
+    importlib.import_module("mcp.client.streamable_http")  # the MCP client, used by sessions with MCP servers
     from ..models import scripted_model
 
     scripted_model()
@@ -62,13 +70,16 @@ class SessionWorkers:
         builtin_tools: Mapping[str, BuiltinTool] | None = None,
         models: ModelsConfig | None = None,
         config: AgentLoopConfig | None = None,
+        mcp_credentials: McpCredentials | None = None,
     ) -> None:
+        """`mcp_credentials`: where MCP connections get their tokens (the runtime's vaults)."""
         self._writer = writer
         self._bus = bus
         self._store = store
         self.builtin_tools = dict(builtin_tools or {})
         self._models_config = models
         self._config = config or AgentLoopConfig()
+        self.mcp = McpSessions(mcp_credentials, self._config)
         self._models: dict[str, Model] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._steps: dict[str, tuple[Step, asyncio.Task[None]]] = {}
@@ -76,6 +87,11 @@ class SessionWorkers:
         self._histories: OrderedDict[str, History] = OrderedDict()
         self._closing = False
         self._warm_up: asyncio.Task[None] | None = None
+        self._leases = (
+            SessionLeases(writer.cluster, wake=self.wake, busy=self._workers.keys, cancel=self._cancel)
+            if writer.cluster is not None
+            else None
+        )
         writer.waker = self.wake
 
     @property
@@ -91,10 +107,14 @@ class SessionWorkers:
             step = self._steps.get(session_id)
             if step is not None and step[0] != "interrupt" and not step[1].done():
                 step[1].cancel()
+            elif self._leases is not None and session_id not in self._workers:
+                self._leases.interrupt_for_owner(session_id)
         self._wakes[session_id] = self._wakes.get(session_id, 0) + 1
         self.warm_up()
         if session_id not in self._workers:
-            task = asyncio.create_task(self._supervise(session_id), name=f"loophost-session-{session_id}")
+            task = asyncio.create_task(  # a context of its own: nothing of the waking task's (its lease) carries over
+                self._supervise(session_id), name=f"loophost-session-{session_id}", context=contextvars.Context()
+            )
             self._workers[session_id] = task
 
     def warm_up(self, then: Callable[[], None] | None = None) -> None:
@@ -107,7 +127,10 @@ class SessionWorkers:
             self._warm_up.add_done_callback(lambda _: then())
 
     async def recover(self) -> int:
-        """On open: give every session that was mid-work a worker again."""
+        """On open: give every session that was mid-work a worker again (with a cluster: start keeping leases and
+        sweeping, every TTL/3, for sessions that want a worker and have no live owner)."""
+        if self._leases is not None:
+            return await self._leases.start()
         rows = await self._store.sessions_wanting_work()
         for row in rows:
             self.wake(row.id)
@@ -117,12 +140,15 @@ class SessionWorkers:
         """Cancel every worker and wait for them: running sessions stay `running` in the store and are resumed
         from their committed position by the next `recover`."""
         self._closing = True
+        if self._leases is not None:
+            await self._leases.close()
         tasks = list(self._workers.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._warm_up is not None:  # a thread cannot be cancelled: wait for the import to finish
             await asyncio.gather(self._warm_up, return_exceptions=True)
+        await self.mcp.close()
 
     def active(self) -> int:
         return len(self._workers)
@@ -132,23 +158,48 @@ class SessionWorkers:
         return session_id in self._workers
 
     # the worker ----------------------------------------------------------------------------------------
+    def _cancel(self, session_id: str) -> None:
+        task = self._workers.get(session_id)
+        if task is not None:
+            task.cancel()
+
     async def _supervise(self, session_id: str) -> None:
-        """Run the session's worker; if it fails unexpectedly, end the turn visibly and drive the session again
-        (a few times at most: a session whose worker keeps failing is left idle with the errors in its log)."""
         try:
-            for _ in range(_MAX_WORKER_FAILURES):
-                try:
-                    await self._drive(session_id)
-                    return
-                except (StaleWrite, LookupError):
-                    return  # the session was deleted (or changed by another owner) under the worker
-                except Exception as exc:
-                    log.exception("session worker for %s failed", session_id)
-                    self._histories.pop(session_id, None)
-                    await self._fail(session_id, exc)
+            if self._leases is None:
+                await self._drive_until_done(session_id)
+            else:
+                drive = lambda lease: self._drive_leased(session_id, lease)  # noqa: E731
+                await self._leases.supervise(session_id, drive, lambda: self._wakes.get(session_id, 0))
         finally:
             self._workers.pop(session_id, None)
             self._wakes.pop(session_id, None)
+
+    async def _drive_leased(self, session_id: str, lease: Lease) -> None:
+        self._histories.pop(session_id, None)  # (re)claimed: another node may have written the history meanwhile
+        await self._drive_until_done(session_id, lease)
+
+    async def _drive_until_done(self, session_id: str, lease: Lease | None = None) -> None:
+        """Run the session's worker; if it fails unexpectedly, end the turn visibly and drive the session again
+        (a few times at most: a session whose worker keeps failing is left idle with the errors in its log). With
+        a lease, a database that cannot be reached is waited for while the lease is valid."""
+        failures = 0
+        while failures < _MAX_WORKER_FAILURES:
+            try:
+                await self._drive(session_id)
+                return
+            except (StaleWrite, LookupError):
+                return  # the session was deleted (or its lease moved on) under the worker
+            except Unavailable as exc:
+                self._histories.pop(session_id, None)  # a step cut off: its view may be ahead of the store
+                if lease is None or self._leases is None or not self._leases.lease_valid(lease):
+                    return
+                log.warning("session %s waits for the database: %s", session_id, exc)
+                await asyncio.sleep(max(0.1, self._leases.cluster.ttl / 6))
+            except Exception as exc:
+                failures += 1
+                log.exception("session worker for %s failed", session_id)
+                self._histories.pop(session_id, None)
+                await self._fail(session_id, exc)
 
     async def _drive(self, session_id: str) -> None:
         if self._warm_up is not None:
@@ -185,7 +236,7 @@ class SessionWorkers:
             await self._continue(session_id)
         except asyncio.CancelledError:
             raise
-        except StaleWrite:
+        except (StaleWrite, Unavailable):
             self._histories.pop(session_id, None)
             raise
         except ModelRoutingError as exc:
@@ -233,7 +284,11 @@ class SessionWorkers:
             await self._writer.apply(session_id, lambda c: Change(events=[out.idle(_END)], status="idle"))
             return
         agent = loaded.document.agent
-        tools = SessionTools(builtin_policies(agent, self.builtin_tools), frozenset(custom_tools(agent)))
+        builtin, custom = builtin_policies(agent, self.builtin_tools), frozenset(custom_tools(agent))
+        worker = worker_policies(agent) if loaded.internal.self_hosted else {}  # run by the environment's worker
+        builtin = {name: policy for name, policy in builtin.items() if name not in worker}
+        mcp = await self._mcp_tools(loaded, {*builtin, *custom, *worker})
+        tools = SessionTools(builtin, custom, mcp, worker)
         turn_runner = Turn(
             writer=self._writer,
             bus=self._bus,
@@ -245,6 +300,26 @@ class SessionWorkers:
             config=self.config,
         )
         await turn_runner.run()
+
+    async def _mcp_tools(self, loaded: LoadedSession, taken: set[str]) -> dict[str, ToolPolicy]:
+        """The session's MCP tools, its servers connected (or reused); a server that fails is reported in the log
+        as a `session.error`, once per turn, and the turn goes on without its tools."""
+        agent = loaded.document.agent
+        if not agent.mcp_servers:
+            return {}
+        turn = loaded.internal.turn
+        tools, failures = await self.mcp.tools_for(
+            workspace=loaded.row.workspace,
+            session_id=loaded.row.id,
+            agent=agent,
+            vault_ids=loaded.document.vault_ids,
+            turn=turn.input_id if turn is not None else None,
+            taken=taken,
+        )
+        if failures:
+            errors = [out.mcp_error(f.kind, f.server_name, f.message) for f in failures]
+            await self._writer.apply(loaded.row.id, lambda current: Change(events=errors))
+        return tools
 
     async def _model(self, model_id: str) -> Model:
         """The model for an id, resolved once; on a thread, since a provider's first use imports its SDK."""
@@ -286,7 +361,7 @@ class SessionWorkers:
         results = {k: recorded[e] for k, e in done.items() if e in recorded}
         for pending in loaded.internal.pending.values():
             answer = pending.answer
-            if pending.kind == "custom" and answer is not None:
+            if pending.kind in ("custom", "tool_result") and answer is not None and "result" not in answer:
                 is_error = bool(answer.get("is_error"))
                 results[pending.tool_use_id] = Result(answer_text(answer), is_error, pending.answer_event)
 

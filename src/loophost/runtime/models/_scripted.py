@@ -355,7 +355,7 @@ class ScriptedModel(Model):
         if rounds < len(steps):
             step = parse_script(steps[rounds]) if len(steps) > 1 else script
             if step.calls:
-                return self._call_parts(messages, step.calls)
+                return self._call_parts(messages, step.calls, params)
         calls_index, calls = _last_function_calls(messages, prompt.index, output_tool_names)
         if calls_index is None:
             return self._final_answer(messages, params, script, f"echo: {self._text(params, script)}")
@@ -368,9 +368,14 @@ class ScriptedModel(Model):
     def _text(self, params: ModelRequestParameters, script: Script) -> str:
         return script.text(output_is_directive=self._expects_structured_output(params))
 
-    def _call_parts(self, messages: list[ModelMessage], calls: Sequence[ScriptedCall]) -> list[ModelResponsePart]:
+    def _call_parts(
+        self, messages: list[ModelMessage], calls: Sequence[ScriptedCall], params: ModelRequestParameters
+    ) -> list[ModelResponsePart]:
         position = len(messages)
-        return [ToolCallPart(call.name, call.args, tool_call_id=f"call_{position}_{n}") for n, call in enumerate(calls)]
+        return [
+            ToolCallPart(_tool_name(call.name, params), call.args, tool_call_id=f"call_{position}_{n}")
+            for n, call in enumerate(calls)
+        ]
 
     def _final_answer(
         self,
@@ -398,6 +403,19 @@ class ScriptedModel(Model):
         if script.output is not None and params.output_mode in ("native", "prompted"):
             return [TextPart(script.output)]
         return [TextPart(text)]
+
+
+def _tool_name(name: str, params: ModelRequestParameters) -> str:
+    """The tool a `call NAME` line means: a tool of that name, else `SERVER.TOOL` for an MCP tool whose name is
+    shared by two servers (the runtime then offers it under a qualified name, given in its definition's metadata)."""
+    if "." not in name or any(tool.name == name for tool in params.function_tools):
+        return name
+    server, _, tool_name = name.partition(".")
+    for tool in params.function_tools:
+        mcp = (tool.metadata or {}).get("loophost_mcp")
+        if isinstance(mcp, dict) and mcp.get("server") == server and mcp.get("tool") == tool_name:
+            return tool.name
+    return name
 
 
 def _call_rounds(messages: Sequence[ModelMessage], prompt_index: int, output_tool_names: set[str]) -> int:

@@ -1,9 +1,16 @@
-"""Durable storage for the runtime: the `Store` contract and its backends."""
+"""Durable storage for the runtime: the `Store` contract and its backends.
 
+`PostgresStore` is imported on first use (psycopg takes a while to import, and a SQLite user never needs it).
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from ._cluster import Cluster, Fence, HeldSession, Lease, Notice
 from ._protocol import CommitListener, Store
 from ._records import (
     AgentRow,
     CheckpointWrite,
+    CredentialRow,
     EnvironmentRow,
     EventQuery,
     FileQuery,
@@ -16,14 +23,32 @@ from ._records import (
     SessionRow,
     StoredEvent,
     TokenCounts,
+    VaultRow,
 )
 from ._sqlite import SQLiteStore
 from ._sqlite_engine import DatabaseInUse
+from ._work import EnvironmentKeyRow, QueueCounts, WorkRow, WorkStore
+
+if TYPE_CHECKING:
+    from ._postgres import PostgresStore
 
 
-def open_store(url: str) -> Store:
+def __getattr__(name: str) -> Any:
+    if name == "PostgresStore":
+        from ._postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def open_store(url: str, *, lease_ttl: float = 15.0) -> Store:
     """A store for a database URL, SQLAlchemy style: `sqlite:///relative.db`, `sqlite:////abs/path.db`,
-    `sqlite:///:memory:`, or a bare file path."""
+    `sqlite:///:memory:`, or a bare file path; or PostgreSQL: `postgresql://user@host:port/db` (any libpq URL,
+    plus `pool_min_size`/`pool_max_size`), which several nodes may share (`lease_ttl`: see `PostgresStore`)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from ._postgres import PostgresStore
+
+        return PostgresStore(url, lease_ttl=lease_ttl)
     if url.startswith("sqlite://"):
         rest = url.removeprefix("sqlite://")
         path = rest[1:] if rest.startswith("/") else rest
@@ -32,22 +57,33 @@ def open_store(url: str) -> Store:
         return SQLiteStore(path)
     if "://" in url:
         scheme = url.split("://", 1)[0]
-        raise ValueError(f"unsupported database URL scheme {scheme!r}; use sqlite:///path/to/file.db")
+        raise ValueError(
+            f"unsupported database URL scheme {scheme!r}; use sqlite:///path/to/file.db or postgresql://host/db"
+        )
     return SQLiteStore(url)
 
 
 __all__ = [
     "AgentRow",
     "CheckpointWrite",
+    "Cluster",
     "CommitListener",
+    "CredentialRow",
     "DatabaseInUse",
+    "EnvironmentKeyRow",
     "EnvironmentRow",
     "EventQuery",
+    "Fence",
     "FileQuery",
     "FileRow",
+    "HeldSession",
     "IdempotencyRecord",
+    "Lease",
     "ListQuery",
     "NewEvent",
+    "Notice",
+    "PostgresStore",
+    "QueueCounts",
     "SQLiteStore",
     "SessionChange",
     "SessionResourceRow",
@@ -55,5 +91,8 @@ __all__ = [
     "Store",
     "StoredEvent",
     "TokenCounts",
+    "VaultRow",
+    "WorkRow",
+    "WorkStore",
     "open_store",
 ]

@@ -1,4 +1,4 @@
-"""The `Store` contract every backend (SQLite now, PostgreSQL later) implements.
+"""The `Store` contract every backend (SQLite, PostgreSQL) implements.
 
 Rules every backend keeps, and that the contract tests in tests/runtime/store check:
 - an event is committed before the write that appends it (`insert_session`, `commit_session`) returns and before
@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from ._cluster import Cluster, Fence
 from ._records import (
     AgentRow,
+    CredentialRow,
     EnvironmentRow,
     EventQuery,
     FileQuery,
@@ -26,12 +28,25 @@ from ._records import (
     SessionResourceRow,
     SessionRow,
     StoredEvent,
+    VaultRow,
 )
+from ._work import WorkStore
 
 CommitListener = Callable[[Sequence[StoredEvent]], None]
 
 
 class Store(Protocol):
+    @property
+    def work(self) -> WorkStore:
+        """The work queue of self-hosted environments (`_work.py`)."""
+        ...
+
+    @property
+    def cluster(self) -> Cluster | None:
+        """Leases, the cross-node session lock and wake-ups when several nodes share the store (`_cluster.py`);
+        None when one process owns it."""
+        ...
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     def add_commit_listener(self, listener: CommitListener) -> None: ...
@@ -79,10 +94,12 @@ class Store(Protocol):
         events: Sequence[NewEvent] = (),
         idempotency: IdempotencyRecord | None = None,
         processed: tuple[Sequence[str], str] | None = None,
+        fence: Fence | None = None,
     ) -> tuple[int, list[StoredEvent]]:
-        """Atomically: check the revision (`StaleWrite`), apply `change`, append `events`, mark the event ids in
-        `processed` as processed at the given time, and record `idempotency` (`Conflict(code="idempotent_replay")`
-        if the key exists). Returns the new revision and the stored events."""
+        """Atomically: check the revision (`StaleWrite`) and, with a `cluster`, the session's lease against `fence`
+        (`LeaseLost`), apply `change`, append `events`, mark the event ids in `processed` as processed at the given
+        time, and record `idempotency` (`Conflict(code="idempotent_replay")` if the key exists). Returns the new
+        revision and the stored events."""
         ...
 
     async def delete_session(self, workspace: str, session_id: str) -> bool: ...
@@ -132,3 +149,31 @@ class Store(Protocol):
         ...
 
     async def delete_session_resource(self, session_id: str, resource_id: str) -> bool: ...
+
+    # vaults and their credentials (secrets arrive encrypted; the store never sees a plain one)
+    async def put_vault(self, row: VaultRow) -> None:
+        """Insert the vault, or replace the one with the same id."""
+        ...
+
+    async def get_vault(self, workspace: str, vault_id: str) -> VaultRow | None: ...
+    async def list_vaults(self, workspace: str, query: ListQuery) -> list[VaultRow]: ...
+    async def delete_vault(self, workspace: str, vault_id: str) -> bool:
+        """Remove the vault and every credential in it."""
+        ...
+
+    async def insert_credential(self, row: CredentialRow, *, max_active: int) -> None:
+        """`Conflict(code="duplicate_credential")` when an active credential of the vault has the same
+        `match_key`; `Conflict(code="credential_limit")` when the vault already holds `max_active` active ones."""
+        ...
+
+    async def update_credential(self, row: CredentialRow, *, expected_revision: int) -> bool:
+        """Replace the credential if its stored revision is `expected_revision` (compare-and-set); False if not
+        (another writer got there first, or it is gone). `row.revision` is the new revision."""
+        ...
+
+    async def get_credential(self, workspace: str, vault_id: str, credential_id: str) -> CredentialRow | None: ...
+    async def list_credentials(self, workspace: str, vault_id: str, query: ListQuery) -> list[CredentialRow]:
+        """By (created_at, id), archived ones only with `query.include_archived`."""
+        ...
+
+    async def delete_credential(self, workspace: str, vault_id: str, credential_id: str) -> bool: ...

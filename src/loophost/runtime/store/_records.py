@@ -200,3 +200,32 @@ class SessionResourceRow:
     created_at: str
     body: str
     secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VaultRow:
+    workspace: str
+    id: str
+    created_at: str
+    archived_at: str | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRow:
+    """A vault credential: its wire JSON (`body`, never holding a secret) and its secrets, encrypted by the
+    runtime before they reach the store (`secret`; None once archived).
+
+    `match_key` is what must be unique among a vault's active credentials (the normalized MCP server URL, or the
+    environment variable's name); None once archived, which frees it. `revision` grows on every update, for
+    compare-and-set (an OAuth refresh writes its new token back only over the revision it read)."""
+
+    workspace: str
+    id: str
+    vault_id: str
+    created_at: str
+    archived_at: str | None
+    match_key: str | None
+    revision: int
+    body: str
+    secret: bytes | None

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import Conflict, StaleWrite
+from ._cluster import Fence
 from ._protocol import CommitListener
 from ._records import (
     AgentRow,
     CheckpointWrite,
+    CredentialRow,
     EnvironmentRow,
     EventQuery,
     FileQuery,
@@ -26,9 +28,11 @@ from ._records import (
     SessionRow,
     StoredEvent,
     TokenCounts,
+    VaultRow,
 )
 from ._sqlite_engine import SeqAllocator, SessionGone, SQLiteEngine, append_rows
 from ._sqlite_schema import migrate
+from ._sqlite_work import SQLiteWorkStore
 
 _EVENT_COLS = "seq, id, type, processed_at, body"
 _SESSION_COLS = (
@@ -41,6 +45,8 @@ _FILE_COLS = (
     "workspace, id, filename, mime_type, size_bytes, created_at, expires_at, scope_type, scope_id, downloadable"
 )
 _RESOURCE_COLS = "session_id, id, type, created_at, body, secret"
+_VAULT_COLS = "workspace, id, created_at, archived_at, body"
+_CREDENTIAL_COLS = "workspace, id, vault_id, created_at, archived_at, match_key, revision, body, secret"
 _SESSION_INSERT_COLS = (
     "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision, body,"
     " internal, wants_worker, updated_at"
@@ -77,6 +83,26 @@ def _file(row: sqlite3.Row | tuple[Any, ...]) -> FileRow:
     )
 
 
+def _credential(row: sqlite3.Row | tuple[Any, ...]) -> CredentialRow:
+    workspace, credential_id, vault_id, created_at, archived_at, match_key, revision, body, secret = row
+    sealed = bytes(secret) if secret is not None else None
+    return CredentialRow(workspace, credential_id, vault_id, created_at, archived_at, match_key, revision, body, sealed)
+
+
+def _credential_values(row: CredentialRow) -> tuple[Any, ...]:
+    return (
+        row.workspace,
+        row.id,
+        row.vault_id,
+        row.created_at,
+        row.archived_at,
+        row.match_key,
+        row.revision,
+        row.body,
+        row.secret,
+    )
+
+
 def _keyset(query: ListQuery, where: list[str], args: list[Any]) -> str:
     """Add the created_at filters and the (created_at, id) cursor; return the ORDER BY … LIMIT tail."""
     for op, value in (
@@ -105,6 +131,9 @@ class SQLiteStore:
     several connections need to share it).
     """
 
+    cluster: None = None
+    """No leases: the file lock makes one process the only writer (see `_cluster.py`)."""
+
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         raw = os.fspath(path)
@@ -117,6 +146,7 @@ class SQLiteStore:
             raise ValueError("synchronous must be NORMAL, FULL or OFF")
         self.path = raw
         self._engine = SQLiteEngine(raw, synchronous=synchronous.upper())
+        self.work = SQLiteWorkStore(self._engine)
 
     async def open(self) -> None:
         await self._engine.open(migrate)
@@ -359,7 +389,10 @@ class SQLiteStore:
         events: Sequence[NewEvent] = (),
         idempotency: IdempotencyRecord | None = None,
         processed: tuple[Sequence[str], str] | None = None,
+        fence: Fence | None = None,
     ) -> tuple[int, list[StoredEvent]]:
+        """(`fence` is not checked: one process owns the file, so nobody else can hold a session's lease.)"""
+
         def fn(conn: sqlite3.Connection) -> tuple[tuple[int, list[StoredEvent]], Sequence[StoredEvent]]:
             revision = expected_revision
             if change is None or expected_revision is None:  # else the UPDATE below compares and sets
@@ -629,6 +662,114 @@ class SQLiteStore:
         def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
             cur = conn.execute(
                 "DELETE FROM session_resources WHERE session_id = ? AND id = ?", (session_id, resource_id)
+            )
+            return cur.rowcount == 1, ()
+
+        return await self._engine.write(fn)
+
+    # vaults and credentials ---------------------------------------------------------------------------------
+    async def put_vault(self, row: VaultRow) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            conn.execute(
+                f"INSERT OR REPLACE INTO vaults ({_VAULT_COLS}) VALUES (?,?,?,?,?)",
+                (row.workspace, row.id, row.created_at, row.archived_at, row.body),
+            )
+            return None, ()
+
+        await self._engine.write(fn)
+
+    async def get_vault(self, workspace: str, vault_id: str) -> VaultRow | None:
+        def fn(conn: sqlite3.Connection) -> VaultRow | None:
+            sql = f"SELECT {_VAULT_COLS} FROM vaults WHERE id = ? AND workspace = ?"
+            r = conn.execute(sql, (vault_id, workspace)).fetchone()
+            return VaultRow(*r) if r else None
+
+        return await self._engine.read(fn)
+
+    async def list_vaults(self, workspace: str, query: ListQuery) -> list[VaultRow]:
+        def fn(conn: sqlite3.Connection) -> list[VaultRow]:
+            where, args = ["workspace = ?"], [workspace]
+            tail = _keyset(query, where, args)
+            sql = f"SELECT {_VAULT_COLS} FROM vaults WHERE " + " AND ".join(where) + tail
+            return [VaultRow(*r) for r in conn.execute(sql, args)]
+
+        return await self._engine.read(fn)
+
+    async def delete_vault(self, workspace: str, vault_id: str) -> bool:
+        def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
+            cur = conn.execute("DELETE FROM vaults WHERE id = ? AND workspace = ?", (vault_id, workspace))
+            if cur.rowcount != 1:
+                return False, ()
+            conn.execute("DELETE FROM vault_credentials WHERE vault_id = ?", (vault_id,))
+            return True, ()
+
+        return await self._engine.write(fn)
+
+    async def insert_credential(self, row: CredentialRow, *, max_active: int) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            active = conn.execute(
+                "SELECT COUNT(*) FROM vault_credentials WHERE vault_id = ? AND archived_at IS NULL", (row.vault_id,)
+            ).fetchone()[0]
+            if active >= max_active:
+                raise Conflict(f"a vault holds at most {max_active} active credentials", code="credential_limit")
+            try:
+                conn.execute(
+                    f"INSERT INTO vault_credentials ({_CREDENTIAL_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                    _credential_values(row),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(
+                    "an active credential of this vault already has this MCP server URL or secret name",
+                    code="duplicate_credential",
+                ) from exc
+            return None, ()
+
+        await self._engine.write(fn)
+
+    async def update_credential(self, row: CredentialRow, *, expected_revision: int) -> bool:
+        def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
+            cur = conn.execute(
+                "UPDATE vault_credentials SET archived_at = ?, match_key = ?, revision = ?, body = ?, secret = ? "
+                "WHERE id = ? AND workspace = ? AND vault_id = ? AND revision = ?",
+                (
+                    row.archived_at,
+                    row.match_key,
+                    row.revision,
+                    row.body,
+                    row.secret,
+                    row.id,
+                    row.workspace,
+                    row.vault_id,
+                    expected_revision,
+                ),
+            )
+            return cur.rowcount == 1, ()
+
+        return await self._engine.write(fn)
+
+    async def get_credential(self, workspace: str, vault_id: str, credential_id: str) -> CredentialRow | None:
+        def fn(conn: sqlite3.Connection) -> CredentialRow | None:
+            sql = f"SELECT {_CREDENTIAL_COLS} FROM vault_credentials WHERE id = ? AND workspace = ? AND vault_id = ?"
+            r = conn.execute(sql, (credential_id, workspace, vault_id)).fetchone()
+            return _credential(r) if r else None
+
+        return await self._engine.read(fn)
+
+    async def list_credentials(self, workspace: str, vault_id: str, query: ListQuery) -> list[CredentialRow]:
+        def fn(conn: sqlite3.Connection) -> list[CredentialRow]:
+            where: list[str] = ["vault_id = ?", "workspace = ?"]
+            args: list[Any] = [vault_id, workspace]
+            tail = _keyset(query, where, args)
+            sql = f"SELECT {_CREDENTIAL_COLS} FROM vault_credentials WHERE " + " AND ".join(where) + tail
+            return [_credential(r) for r in conn.execute(sql, args)]
+
+        return await self._engine.read(fn)
+
+    async def delete_credential(self, workspace: str, vault_id: str, credential_id: str) -> bool:
+        def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
+            cur = conn.execute(
+                "DELETE FROM vault_credentials WHERE id = ? AND workspace = ? AND vault_id = ?",
+                (credential_id, workspace, vault_id),
             )
             return cur.rowcount == 1, ()
 

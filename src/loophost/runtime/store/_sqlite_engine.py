@@ -114,6 +114,8 @@ WAL_RESET_BYTES = 64 * 1024 * 1024
 """Past this WAL size the writer runs a RESTART checkpoint after its batch, on the writer thread. Under sustained
 writes a PASSIVE checkpoint never lets the WAL start over (new frames keep arriving), so without this the file grows
 without bound; after the background passes, few frames are left to copy and the restart is quick."""
+WAL_CHECK_EVERY = 8
+"""Batches between two looks at the WAL's size (a batch adds at most a few MB: the bound stays about the same)."""
 
 
 class SQLiteEngine:
@@ -247,7 +249,9 @@ class SQLiteEngine:
             if committed:
                 for listener in self._listeners:
                     listener(committed)
-            if self._wal_bytes() > WAL_RESET_BYTES:  # on the writer thread in both modes: it may take a while
+            # looked at every few batches (a stat per commit shows in profiles); on the writer thread in both
+            # modes, since a reset may take a while
+            if self._commits % WAL_CHECK_EVERY == 0 and self._wal_bytes() > WAL_RESET_BYTES:
                 await loop.run_in_executor(self._writer_pool, self._reset_wal)
             if self._inline:
                 await asyncio.sleep(0)  # let the callers just answered (and everyone else) run before the next batch

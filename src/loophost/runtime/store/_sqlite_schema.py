@@ -121,6 +121,75 @@ MIGRATIONS: list[str] = [
         cache_creation_input_tokens =
             COALESCE(json_extract(body, '$.usage.cache_creation.ephemeral_5m_input_tokens'), 0)
     """,
+    # 3: vaults and credentials; a credential's secrets are one encrypted BLOB (the runtime encrypts them)
+    """
+    CREATE TABLE vaults (
+        id TEXT PRIMARY KEY,
+        workspace TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        archived_at TEXT,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX vaults_by_created ON vaults (workspace, created_at, id);
+    CREATE TABLE vault_credentials (
+        id TEXT PRIMARY KEY,
+        workspace TEXT NOT NULL,
+        vault_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        archived_at TEXT,
+        match_key TEXT,
+        revision INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        secret BLOB
+    );
+    CREATE INDEX vault_credentials_by_created ON vault_credentials (vault_id, created_at, id);
+    CREATE UNIQUE INDEX vault_credentials_by_key ON vault_credentials (vault_id, match_key)
+        WHERE match_key IS NOT NULL
+    """,
+    # 4: the work queue of self-hosted environments (runtime/_work.py): work items (at most one live per session),
+    # environment keys (hashes only), and when each worker last polled (for the queue's stats)
+    """
+    CREATE TABLE work_items (
+        workspace TEXT NOT NULL,
+        id TEXT PRIMARY KEY,
+        environment_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        data_type TEXT NOT NULL,
+        state TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        acknowledged_at TEXT,
+        started_at TEXT,
+        latest_heartbeat_at TEXT,
+        stop_requested_at TEXT,
+        stopped_at TEXT,
+        polled_at TEXT,
+        lease_expires_at TEXT,
+        ttl_seconds INTEGER NOT NULL,
+        token_hash TEXT,
+        revision INTEGER NOT NULL
+    );
+    CREATE INDEX work_items_by_created ON work_items (environment_id, created_at, id);
+    CREATE INDEX work_items_queued ON work_items (environment_id, created_at, id) WHERE state = 'queued';
+    CREATE UNIQUE INDEX work_items_live ON work_items (session_id) WHERE state <> 'stopped';
+    CREATE UNIQUE INDEX work_items_by_token ON work_items (token_hash) WHERE token_hash IS NOT NULL;
+    CREATE INDEX work_items_leased ON work_items (lease_expires_at)
+        WHERE state IN ('starting', 'active', 'stopping');
+    CREATE TABLE environment_keys (
+        workspace TEXT NOT NULL,
+        id TEXT PRIMARY KEY,
+        environment_id TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX environment_keys_by_created ON environment_keys (environment_id, created_at, id);
+    CREATE TABLE work_pollers (
+        environment_id TEXT NOT NULL,
+        worker_id TEXT NOT NULL,
+        polled_at TEXT NOT NULL,
+        PRIMARY KEY (environment_id, worker_id)
+    ) WITHOUT ROWID
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from ._bash import DEFAULT_TIMEOUT_MS, MAX_OUTPUT_CHARS, BashTool, Shell, ShellL
 from ._confine import OUTPUTS, UPLOADS, WORKSPACE, Confined, ToolError
 from ._egress import EgressProxy, HostPolicy
 from ._files_tools import file_tools
+from ._inject import Secret, SecretSource, placeholder
 from ._outputs import sync_outputs
 from ._sandbox import (
     FORWARDER_PORT,
@@ -55,8 +57,34 @@ __all__ = [
 log = logging.getLogger("loophost.toolset")
 
 
+class EnvironmentSecretView(Protocol):
+    """An `environment_variable` credential (`runtime._vaults.EnvironmentSecret`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def allowed_hosts(self) -> tuple[str, ...] | None: ...
+    @property
+    def header(self) -> bool: ...
+    @property
+    def body(self) -> bool: ...
+
+
+class SecretVaults(Protocol):
+    """Where the sandbox's `environment_variable` credentials come from (`Runtime.vaults`)."""
+
+    async def environment_secrets(
+        self, workspace: str, vault_ids: Sequence[str]
+    ) -> Sequence[EnvironmentSecretView]: ...
+
+
 class ToolHost(Protocol):
     """What the toolset needs of the runtime (`Runtime` is one)."""
+
+    @property
+    def vaults(self) -> SecretVaults: ...
 
     async def get_session(self, workspace: str, session_id: str) -> wire.Session: ...
 
@@ -77,6 +105,9 @@ class _Session:
     dirs: SessionDirs
     policy: HostPolicy
     self_hosted: bool
+    vault_ids: tuple[str, ...] = ()
+    placeholders: dict[str, str] = field(default_factory=dict)
+    """`environment_variable` credential name -> the placeholder the sandbox sees (kept for the session's life)."""
     mounts: tuple[str, ...] = ()
     shell: Shell | None = None
     proxy: EgressProxy | None = None
@@ -188,7 +219,14 @@ class Toolset:
                 else:
                     dirs.save_json("networking.json", {"entries": policy.entries, "self_hosted": self_hosted})
                 write_identity(dirs.private)
-                state = self._sessions[ctx.session_id] = _Session(ctx.workspace, dirs, policy, self_hosted)
+                state = self._sessions[ctx.session_id] = _Session(
+                    ctx.workspace,
+                    dirs,
+                    policy,
+                    self_hosted,
+                    vault_ids=tuple(session.vault_ids),
+                    placeholders=dict(dirs.load_json("placeholders.json") or {}),
+                )
             state.used = time.monotonic()
             await self._place_mounts(state, session)
             return state
@@ -282,18 +320,20 @@ class Toolset:
         if not sandboxed:  # the fallback sees host paths
             paths = {key: str(dirs.host(value)) for key, value in paths.items()}
         env.update(paths, HOME=paths["WORKSPACE"])
+        secrets = await self._placeholders(state, env)
         socket_path: Path | None = None
-        if not state.policy.is_unrestricted:
+        if not state.policy.is_unrestricted or secrets is not None:
             if state.proxy is None:
                 state.proxy = EgressProxy(state.policy)
-                if sandboxed:
+                if sandboxed and not state.policy.is_unrestricted:
                     if self._socket_dir is None:  # unix socket paths are short: keep them out of deep workspaces
                         self._socket_dir = tempfile.mkdtemp(prefix="loophost-egress-")
                     await state.proxy.start_unix(Path(self._socket_dir) / f"{dirs.base.name}.sock")
-                else:
+                else:  # the fallback, or unrestricted networking (the host's loopback is the sandbox's)
                     await state.proxy.start_tcp()
+            state.proxy.secrets = secrets
             socket_path = state.proxy.socket_path
-            port = FORWARDER_PORT if sandboxed else state.proxy.port
+            port = FORWARDER_PORT if socket_path is not None else state.proxy.port
             proxy_url = f"http://127.0.0.1:{port}"
             for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
                 env[name] = proxy_url
@@ -321,6 +361,40 @@ class Toolset:
         await shell.start()
         self._ensure_reaper()
         return shell
+
+    async def _placeholders(self, state: _Session, env: dict[str, str]) -> SecretSource | None:
+        """Put a placeholder in `env` for each `environment_variable` credential of the session's vaults, and
+        return what the egress proxy substitutes them with (None: the session has none). The sandbox's own
+        variables (PATH, HOME, the proxy's) keep their values."""
+        host = self._need_host()
+        if not state.vault_ids:
+            return None
+        current = await host.vaults.environment_secrets(state.workspace, state.vault_ids)
+        for secret in current:
+            if secret.name in env or secret.name.lower().endswith("_proxy"):
+                log.warning("environment_variable credential %s is not set: the sandbox defines it", secret.name)
+                continue
+            env[secret.name] = state.placeholders.setdefault(secret.name, placeholder())
+        if not state.placeholders:
+            return None
+        state.dirs.save_json("placeholders.json", state.placeholders)
+        vault_ids, workspace, placeholders = state.vault_ids, state.workspace, state.placeholders
+
+        async def source() -> list[Secret]:
+            found = await host.vaults.environment_secrets(workspace, vault_ids)
+            return [
+                Secret(
+                    placeholders[s.name],
+                    s.value,
+                    HostPolicy.unrestricted() if s.allowed_hosts is None else HostPolicy.limited(s.allowed_hosts),
+                    s.header,
+                    s.body,
+                )
+                for s in found
+                if s.name in placeholders
+            ]
+
+        return source
 
     async def _stop_shell(self, state: _Session) -> None:
         shell, state.shell = state.shell, None

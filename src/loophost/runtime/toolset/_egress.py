@@ -5,6 +5,9 @@ through a unix socket bound into the sandbox (and a loopback forwarder there, se
 that ignores the proxy variables simply has no route. It speaks `CONNECT host:port` (HTTPS and any TCP) and plain
 `GET http://host/...` forwarding, one request per connection, and answers 403 to any other host. web_fetch applies
 the same `HostPolicy` in the runtime process.
+
+With `environment_variable` credentials the proxy also substitutes their placeholders in plain-HTTP requests to
+their allowed hosts (`_inject.py`); it then runs under `unrestricted` networking too (on a loopback port).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from . import _inject
+from ._inject import SecretSource
 
 log = logging.getLogger("loophost.toolset")
 
@@ -107,6 +113,11 @@ def _bad_gateway(host: str, exc: OSError) -> bytes:
     return f"HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode()
 
 
+def _too_large() -> bytes:
+    body = f"loophost egress proxy: a request body over {_inject.MAX_BODY} bytes cannot carry a substituted secret\n"
+    return f"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode()
+
+
 def _bad(reason: str) -> bytes:
     return f"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: {len(reason)}\r\n\r\n{reason}".encode()
 
@@ -114,8 +125,9 @@ def _bad(reason: str) -> bytes:
 class EgressProxy:
     """One session's proxy. Owns its server and every connection task; `close` cancels and awaits them all."""
 
-    def __init__(self, policy: HostPolicy) -> None:
+    def __init__(self, policy: HostPolicy, secrets: SecretSource | None = None) -> None:
         self.policy = policy
+        self.secrets = secrets
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port: int | None = None
@@ -201,6 +213,24 @@ class EgressProxy:
             for line in rest.split("\r\n")
             if line and not line.lower().startswith(("proxy-", "connection:", "keep-alive:"))
         ]
+        body: bytes | None = None
+        found = _inject.for_host(await self.secrets(), url.hostname, port) if self.secrets is not None else []
+        if found:
+            if any(s.body for s in found):
+                if (_inject.header(headers, "expect") or "").lower() == "100-continue":
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                try:
+                    body = _inject.substitute_body(await _inject.read_body(reader, headers), found)
+                except _inject.BodyTooLarge:
+                    writer.write(_too_large())
+                    return
+                headers = _inject.without(headers, "expect", "transfer-encoding", "content-length")
+                if body or method.upper() in ("POST", "PUT", "PATCH"):
+                    headers.append(f"Content-Length: {len(body)}")
+            headers = _inject.substitute_headers(headers, found)
+            # the request goes where its URL says, and so does its Host: a different Host header could route a
+            # substituted secret to another site served from the same address (virtual hosting, CDNs)
+            headers = [*_inject.without(headers, "host"), f"Host: {url.netloc.rpartition('@')[2]}"]
         upstream_head = "\r\n".join([f"{method} {path} {version}", *headers, "Connection: close", "", ""])
         try:
             up_reader, up_writer = await asyncio.open_connection(url.hostname, port)
@@ -208,6 +238,8 @@ class EgressProxy:
             writer.write(_bad_gateway(url.hostname, exc))
             return
         up_writer.write(upstream_head.encode("latin-1"))
+        if body:
+            up_writer.write(body)
         await self._relay(reader, writer, up_reader, up_writer)
 
     async def _relay(

@@ -10,7 +10,7 @@ from ... import wire
 from .._deps import Runtime_, Workspace, time_param
 from .._responses import ERROR_RESPONSES, json_response
 
-router = APIRouter(tags=["agents"])
+router = APIRouter(prefix="/v1", tags=["agents"])
 
 Limit = Annotated[int | None, Query(description="Page size (default 20); out of range is a 400")]
 Page = Annotated[str | None, Query(description="Opaque cursor: a previous page's `next_page`")]

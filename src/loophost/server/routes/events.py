@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Collection
+from collections.abc import Collection
 from functools import partial
 from typing import Annotated, Literal
 
@@ -19,12 +19,12 @@ from ...runtime import EventPage, Runtime, RuntimeFailure
 from ...runtime._bus import Preview, StreamItem
 from .._deps import Runtime_, Workspace, check_thread, list_param, time_param
 from .._errors import ApiError, envelope, status_for
-from .._responses import ERROR_RESPONSES, json_response
-from .._sse import EventStreamResponse
+from .._responses import ERROR_RESPONSES
+from .._sse import Batches, EventStreamResponse
 
 log = logging.getLogger("loophost.server")
 
-router = APIRouter(tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"])
 
 MAX_EVENT_DELTAS = 100
 """Spec §1: at most 100 `event_deltas[]` values."""
@@ -68,7 +68,11 @@ STREAM_RESPONSES = {
 # --- send -----------------------------------------------------------------------------------------------------
 
 
-@router.post("/sessions/{session_id}/events", response_model=wire.SendEventsResponse, responses=ERROR_RESPONSES)
+OPENAPI_ONLY = APIRouter(prefix="/v1", tags=["events"])
+"""Routes served outside FastAPI, declared here for the OpenAPI document only (`_app.py` adds them to it)."""
+
+
+@OPENAPI_ONLY.post("/sessions/{session_id}/events", response_model=wire.SendEventsResponse, responses=ERROR_RESPONSES)
 async def send_events(
     session_id: str,
     params: wire.SendEventsParams,
@@ -79,9 +83,10 @@ async def send_events(
     ] = None,
 ) -> Response:
     """Accept client events (validated all-or-nothing). The echo carries the id each event has in list and
-    stream, so a client can dedupe; it is serialized as stored (unset optional fields left out)."""
-    echoes = await rt.send_events(ws, session_id, params.events, idempotency_key=idempotency_key or None)
-    return json_response(wire.SendEventsResponse(data=echoes), exclude_unset=True)
+    stream, so a client can dedupe; it is serialized as stored (unset optional fields left out).
+
+    Served by `loophost.server._send_events.SendEventsEndpoint` (the request every turn makes, as plain ASGI)."""
+    raise RuntimeError("POST /v1/sessions/{session_id}/events is served by SendEventsEndpoint")
 
 
 # --- list -----------------------------------------------------------------------------------------------------
@@ -177,26 +182,35 @@ def _event_deltas(request: Request) -> list[str]:
     return values
 
 
-async def _previews_of(items: AsyncIterator[StreamItem], kinds: Collection[str]) -> AsyncGenerator[StreamItem, None]:
+class _PreviewsOf:
     """Only the previews of the requested types: an `event_start` names its event's type, and each `event_delta`
     follows the start of the same event id."""
-    started: set[str] = set()
-    try:
-        async for item in items:
-            if isinstance(item, Preview):
-                data = json.loads(item.body)
-                if item.type == "event_start":
-                    event = data.get("event") or {}
-                    if event.get("type") not in kinds:
-                        continue
-                    started.add(str(event.get("id")))
-                elif data.get("event_id") not in started:
-                    continue
-            yield item
-    finally:
-        aclose = getattr(items, "aclose", None)
-        if aclose is not None:
-            await aclose()
+
+    def __init__(self, items: Batches, kinds: Collection[str]) -> None:
+        self._items = items
+        self._kinds = kinds
+        self._started: set[str] = set()
+
+    async def next_batch(self) -> list[StreamItem]:
+        while True:
+            kept = [item for item in await self._items.next_batch() if self._wanted(item)]
+            if kept:
+                return kept
+
+    def _wanted(self, item: StreamItem) -> bool:
+        if not isinstance(item, Preview):
+            return True
+        data = json.loads(item.body)
+        if item.type == "event_start":
+            event = data.get("event") or {}
+            if event.get("type") not in self._kinds:
+                return False
+            self._started.add(str(event.get("id")))
+            return True
+        return data.get("event_id") in self._started
+
+    async def aclose(self) -> None:
+        await self._items.aclose()
 
 
 def _error_envelope(request: Request, exc: Exception) -> str:
@@ -221,11 +235,11 @@ async def _stream(
     # opened now: unknown sessions (and other workspaces') are 404s and unknown resume ids 400s, as ordinary JSON
     # errors before any stream bytes; and the start point is fixed before the headers go out (the SDK sends right
     # after `events.stream()` returns, so nothing committed after this request may be missed)
-    items: AsyncIterator[StreamItem] = await rt.open_stream(
+    items: Batches = await rt.open_stream(
         ws, session_id, after_id=after_id or last_event_id or None, previews=bool(deltas)
     )
     if deltas and not wire.EVENT_DELTA_TYPES.issubset(deltas):
-        items = _previews_of(items, frozenset(deltas))
+        items = _PreviewsOf(items, frozenset(deltas))
     return EventStreamResponse(
         items,
         heartbeat=request.app.state.settings.heartbeat_interval,

@@ -16,7 +16,7 @@ from ...runtime._files import MAX_EXPIRES_IN_SECONDS, MAX_LIST_IDS, MIN_EXPIRES_
 from .._deps import Runtime_, Workspace, list_param
 from .._responses import ERROR_RESPONSES, json_response
 
-router = APIRouter(tags=["files"])
+router = APIRouter(prefix="/v1", tags=["files"])
 
 Limit = Annotated[int | None, Query(description="Page size; out of range is a 400")]
 Page = Annotated[str | None, Query(description="Opaque cursor (prefixed `page_`): a previous page's `next_page`")]

@@ -14,7 +14,7 @@ from .._deps import Runtime_, Workspace, check_thread, list_param, primary_threa
 from .._errors import ApiError
 from .._responses import ERROR_RESPONSES, json_response
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(prefix="/v1", tags=["sessions"])
 
 Limit = Annotated[int | None, Query(description="Page size (default 20); out of range is a 400")]
 Page = Annotated[str | None, Query(description="Opaque cursor: a previous page's `next_page`")]
