@@ -54,7 +54,7 @@ def client(server: ServerProcess) -> Iterator[anthropic.Anthropic]:
 
 def environment_with_key(client: anthropic.Anthropic, server: ServerProcess) -> tuple[str, str]:
     """A self-hosted environment and a key minted by `loophost environments key`."""
-    env = client.beta.environments.create(name=uid("env"), config={"type": "self_hosted"})  # type: ignore[arg-type]
+    env = client.beta.environments.create(name=uid("env"), config={"type": "self_hosted"})
     minted = subprocess.run(
         [*CLI, "environments", "key", env.id, "--base-url", server.url],
         capture_output=True,

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,110 @@ async def _post(http: httpx.AsyncClient, node: Node, path: str, body: dict[str, 
     response.raise_for_status()
     result: dict[str, Any] = response.json()
     return result
+
+
+# crash trials ---------------------------------------------------------------------------------------------------
+class Cluster:
+    """Nodes of one database, forked by `zygote`, sharing one executions file; `live` is a crash trial's pair."""
+
+    def __init__(self, zygote: NodeZygote, database: str, where: Path, *, lease_ttl: float = 1.0) -> None:
+        self.zygote = zygote
+        self.database = database
+        self.executions = where / "executions.log"
+        self.lease_ttl = lease_ttl
+        self.live: list[Node] = []
+        self._count = 0
+
+    def start(self, name: str | None = None) -> Node:
+        self._count += 1
+        return self.zygote.start(self.database, self.executions, self.lease_ttl, name or f"n{self._count}")
+
+
+async def until(check: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.02)
+
+
+async def owned_by(cluster: Cluster, session_id: str, node: Node, *, finished_ok: bool = False) -> bool:
+    """Whether `node` holds the session's lease (or, with `finished_ok`, nobody needs to: it wants no worker)."""
+    async with await psycopg.AsyncConnection.connect(cluster.database, autocommit=True) as conn:
+        cur = await conn.execute("SELECT lease_owner, wants_worker FROM sessions WHERE id = %s", (session_id,))
+        row = await cur.fetchone()
+    assert row is not None
+    return row[0] == node.node_id or (finished_ok and row[0] is None and not row[1])
+
+
+@dataclass
+class TrialResult:
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    unanswered: list[str] = field(default_factory=list)
+    unowned: list[str] = field(default_factory=list)
+    ended: str | None = None
+    failover: float = 0.0
+    """Seconds from the kill until the other node drove the session."""
+    interrupted: int = 0
+    """Tool calls answered as interrupted (the owner died while they ran)."""
+    acked: int = 0
+
+
+async def crash_trial(cluster: Cluster, http: httpx.AsyncClient, rng: random.Random) -> TrialResult:
+    """One trial on the cluster's two live nodes; the killed one is replaced by a new node before this returns."""
+    first, second = cluster.live
+    entry = first if rng.random() < 0.5 else second
+    sid = await create_session(http, entry)
+    text = (
+        'sleep 50\ncall bash {"command": "sleep:250 first"}\ncall bash {"command": "second"}\n'
+        'then\ncall bash {"command": "sleep:150 third"}\nthen\ndone'
+    )
+    acked = await send(http, entry, sid, message(text))
+    await until(lambda: owned(cluster, sid), "someone drives the session")
+    owner = cluster.zygote.owner(await lease_owner(cluster.database, sid))
+    assert owner in cluster.live
+    other = second if owner is first else first
+    acked += await send(http, other, sid, message("queued behind the turn"))
+    await asyncio.sleep(rng.uniform(0.0, 0.7))
+    owner.kill()
+    loop = asyncio.get_running_loop()
+    killed = loop.time()
+    replacement = asyncio.create_task(asyncio.to_thread(cluster.start))  # while the other node takes over
+    result = TrialResult()
+    await until(lambda: owned_by(cluster, sid, other, finished_ok=True), "the other node takes over", timeout=30)
+    result.failover = loop.time() - killed
+    try:
+        await until(
+            lambda: finished(http, other, sid), "", timeout=max(0.0, killed + cluster.lease_ttl + 2 - loop.time())
+        )
+    except AssertionError:
+        result.unowned = await unowned_active(cluster.database, [sid])
+        await until(lambda: finished(http, other, sid), "the other node finishes the session", timeout=30)
+    cluster.live = [other, await replacement]
+    log = await events(http, other, sid)
+    logged = {e["id"] for e in log}
+    result.lost = [x for x in acked if x not in logged]
+    ran = [use for _, use, _ in executions(cluster.executions) if use in logged]
+    result.duplicated = sorted({use for use in ran if ran.count(use) > 1})
+    answered = {e["tool_use_id"] for e in log if e["type"] == "agent.tool_result"}
+    result.unanswered = [e["id"] for e in log if e["type"] == "agent.tool_use" and e["id"] not in answered]
+    result.ended = log[-1]["stop_reason"]["type"] if log[-1]["type"] == "session.status_idle" else None
+    result.interrupted = len([e for e in log if e["type"] == "agent.tool_result" and e.get("is_error")])
+    result.acked = len(acked)
+    return result
+
+
+async def owned(cluster: Cluster, session_id: str) -> bool:
+    return await lease_owner(cluster.database, session_id) is not None
+
+
+async def finished(http: httpx.AsyncClient, node: Node, session_id: str) -> bool:
+    if await status(http, node, session_id) != "idle":
+        return False
+    log = await events(http, node, session_id)
+    messages = [e for e in log if e["type"] == "user.message"]
+    return all(e["processed_at"] is not None for e in messages) and log[-1]["type"] == "session.status_idle"
 
 
 # the database, read directly --------------------------------------------------------------------------------------

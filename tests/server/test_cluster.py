@@ -7,28 +7,28 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
-import psycopg
 import pytest
 
 from .._postgres import PostgresServer
 from ._cluster import (
     KEY,
-    Node,
+    Cluster,
     NodeZygote,
+    crash_trial,
     create_session,
     events,
     executions,
-    lease_owner,
+    finished,
     message,
+    owned_by,
     send,
     status,
-    unowned_active,
+    until,
 )
 
 TTL = 1.0
@@ -42,22 +42,9 @@ def zygote() -> Iterator[NodeZygote]:
     z.close()
 
 
-class Cluster:
-    def __init__(self, zygote: NodeZygote, database: str, where: Path) -> None:
-        self.zygote = zygote
-        self.database = database
-        self.executions = where / "executions.log"
-        self.live: list[Node] = []
-        self._count = 0
-
-    def start(self, name: str | None = None) -> Node:
-        self._count += 1
-        return self.zygote.start(self.database, self.executions, TTL, name or f"n{self._count}")
-
-
 @pytest.fixture
 def cluster(zygote: NodeZygote, postgres_server: PostgresServer, tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(zygote, postgres_server.create_database("cluster"), tmp_path)
+    c = Cluster(zygote, postgres_server.create_database("cluster"), tmp_path, lease_ttl=TTL)
     started = len(zygote.nodes)
     yield c
     for node in zygote.nodes[started:]:
@@ -68,14 +55,6 @@ def cluster(zygote: NodeZygote, postgres_server: PostgresServer, tmp_path: Path)
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=30) as client:
         yield client
-
-
-async def _until(check: Any, what: str, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_a_stream_on_one_node_carries_the_turns_another_node_runs(
@@ -89,7 +68,7 @@ async def test_a_stream_on_one_node_carries_the_turns_another_node_runs(
         stream = await on_b.beta.sessions.events.stream(sid)
         async with stream:
             (first,) = await send(http, a, sid, message('sleep 60000\ncall bash {"command": "one"}'))
-            await _until(lambda: _owned_by(cluster, sid, a), "A drives the session")
+            await until(lambda: owned_by(cluster, sid, a), "A drives the session")
             (second,) = await send(http, b, sid, message('call bash {"command": "two"}'))  # queued behind A's turn
             (interrupt,) = await send(http, b, sid, {"type": "user.interrupt"})
             streamed: list[Any] = []
@@ -110,21 +89,12 @@ async def test_a_stream_on_one_node_carries_the_turns_another_node_runs(
     assert await status(http, b, sid) == "idle"
 
 
-async def _owned_by(cluster: Cluster, session_id: str, node: Node, *, finished_ok: bool = False) -> bool:
-    """Whether `node` holds the session's lease (or, with `finished_ok`, nobody needs to: it wants no worker)."""
-    async with await psycopg.AsyncConnection.connect(cluster.database, autocommit=True) as conn:
-        cur = await conn.execute("SELECT lease_owner, wants_worker FROM sessions WHERE id = %s", (session_id,))
-        row = await cur.fetchone()
-    assert row is not None
-    return row[0] == node.node_id or (finished_ok and row[0] is None and not row[1])
-
-
 @pytest.fixture(scope="module")
 def trial_cluster(
     zygote: NodeZygote, postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     """Two live nodes for every trial: each trial kills one, and a new node replaces it."""
-    c = Cluster(zygote, postgres_server.create_database("trials"), tmp_path_factory.mktemp("trials"))
+    c = Cluster(zygote, postgres_server.create_database("trials"), tmp_path_factory.mktemp("trials"), lease_ttl=TTL)
     started = len(zygote.nodes)
     c.live = [c.start(), c.start()]
     yield c
@@ -148,81 +118,18 @@ async def test_sigkill_of_the_owner_loses_nothing_and_runs_no_tool_twice(
     assert result.ended == "end_turn"
 
 
-@dataclass
-class TrialResult:
-    lost: list[str] = field(default_factory=list)
-    duplicated: list[str] = field(default_factory=list)
-    unanswered: list[str] = field(default_factory=list)
-    unowned: list[str] = field(default_factory=list)
-    ended: str | None = None
-    failover: float = 0.0
-    """Seconds from the kill until the other node drove the session."""
-
-
-async def crash_trial(cluster: Cluster, http: httpx.AsyncClient, rng: random.Random) -> TrialResult:
-    """One trial on the cluster's two live nodes; the killed one is replaced by a new node before this returns."""
-    first, second = cluster.live
-    entry = first if rng.random() < 0.5 else second
-    sid = await create_session(http, entry)
-    text = (
-        'sleep 50\ncall bash {"command": "sleep:250 first"}\ncall bash {"command": "second"}\n'
-        'then\ncall bash {"command": "sleep:150 third"}\nthen\ndone'
-    )
-    acked = await send(http, entry, sid, message(text))
-    await _until(lambda: _owned(cluster, sid), "someone drives the session")
-    owner = cluster.zygote.owner(await lease_owner(cluster.database, sid))
-    assert owner in cluster.live
-    other = second if owner is first else first
-    acked += await send(http, other, sid, message("queued behind the turn"))
-    await asyncio.sleep(rng.uniform(0.0, 0.7))
-    owner.kill()
-    loop = asyncio.get_running_loop()
-    killed = loop.time()
-    replacement = asyncio.create_task(asyncio.to_thread(cluster.start))  # while the other node takes over
-    result = TrialResult()
-    await _until(lambda: _owned_by(cluster, sid, other, finished_ok=True), "the other node takes over", timeout=30)
-    result.failover = loop.time() - killed
-    try:
-        await _until(lambda: _finished(http, other, sid), "", timeout=max(0.0, killed + TTL + 2 - loop.time()))
-    except AssertionError:
-        result.unowned = await unowned_active(cluster.database, [sid])
-        await _until(lambda: _finished(http, other, sid), "the other node finishes the session", timeout=30)
-    cluster.live = [other, await replacement]
-    log = await events(http, other, sid)
-    logged = {e["id"] for e in log}
-    result.lost = [x for x in acked if x not in logged]
-    ran = [use for _, use, _ in executions(cluster.executions) if use in logged]
-    result.duplicated = sorted({use for use in ran if ran.count(use) > 1})
-    answered = {e["tool_use_id"] for e in log if e["type"] == "agent.tool_result"}
-    result.unanswered = [e["id"] for e in log if e["type"] == "agent.tool_use" and e["id"] not in answered]
-    result.ended = log[-1]["stop_reason"]["type"] if log[-1]["type"] == "session.status_idle" else None
-    return result
-
-
-async def _owned(cluster: Cluster, session_id: str) -> bool:
-    return await lease_owner(cluster.database, session_id) is not None
-
-
-async def _finished(http: httpx.AsyncClient, node: Node, session_id: str) -> bool:
-    if await status(http, node, session_id) != "idle":
-        return False
-    log = await events(http, node, session_id)
-    messages = [e for e in log if e["type"] == "user.message"]
-    return all(e["processed_at"] is not None for e in messages) and log[-1]["type"] == "session.status_idle"
-
-
 async def test_a_paused_owner_resumed_past_its_lease_writes_nothing(cluster: Cluster, http: httpx.AsyncClient) -> None:
     """SIGSTOP the owner mid model request for longer than its lease; the other node finishes the turn; SIGCONT:
     the paused node's model request completes, and its commit is fenced out (no event, no tool run)."""
     a, b = cluster.start("a"), cluster.start("b")
     sid = await create_session(http, a)
     await send(http, a, sid, message('sleep 1500\ncall bash {"command": "after the pause"}'))
-    await _until(lambda: _owned_by(cluster, sid, a), "A drives the session")
+    await until(lambda: owned_by(cluster, sid, a), "A drives the session")
     await asyncio.sleep(0.3)  # A is in its model request
     a.stop()
     try:
-        await _until(lambda: _owned_by(cluster, sid, b), "B takes the session over", timeout=30)
-        await _until(lambda: _finished(http, b, sid), "B finishes the turn", timeout=30)
+        await until(lambda: owned_by(cluster, sid, b), "B takes the session over", timeout=30)
+        await until(lambda: finished(http, b, sid), "B finishes the turn", timeout=30)
         before = await events(http, b, sid)
         ran_before = executions(cluster.executions)
     finally:
@@ -234,5 +141,5 @@ async def test_a_paused_owner_resumed_past_its_lease_writes_nothing(cluster: Clu
     assert len([e for e in before if e["type"] == "agent.message"]) == 1
     # A is well again: it serves the session like any node
     (more,) = await send(http, a, sid, message("hello after the pause"))
-    await _until(lambda: _finished(http, a, sid), "the next turn ends")
+    await until(lambda: finished(http, a, sid), "the next turn ends")
     assert more in [e["id"] for e in await events(http, b, sid)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anthropic
@@ -44,7 +44,7 @@ def worker_client(server: ServerProcess, credential: str) -> anthropic.Anthropic
 
 
 def self_hosted(client: anthropic.Anthropic) -> str:
-    env = client.beta.environments.create(name=uid("env"), config={"type": "self_hosted"})  # type: ignore[arg-type]
+    env = client.beta.environments.create(name=uid("env"), config={"type": "self_hosted"})
     return env.id
 
 
@@ -171,21 +171,23 @@ def test_credentials_reach_only_their_environment_and_session(
         assert item is not None
         assert stolen.beta.sessions.retrieve(sid_a).id == sid_a
         assert list(stolen.beta.sessions.events.list(sid_a)) == []
-        for call in (
+        missing: tuple[Callable[[], object], ...] = (
             lambda: stolen.beta.environments.work.poll(env_b),
             lambda: list(stolen.beta.environments.work.list(env_b)),
             lambda: stolen.beta.sessions.retrieve(sid_b),
             lambda: list(stolen.beta.sessions.events.list(sid_b)),
             lambda: stolen.beta.sessions.events.send(sid_b, events=[message("hi")]),
-        ):
+        )
+        for call in missing:
             with pytest.raises(anthropic.NotFoundError):
                 call()
-        for call in (
+        refused: tuple[Callable[[], object], ...] = (
             lambda: stolen.beta.agents.list(),
             lambda: stolen.beta.environments.work.stats(env_a),
             lambda: stolen.beta.environments.work.retrieve(item.id, environment_id=env_a),
             lambda: stolen.beta.sessions.archive(sid_a),
-        ):
+        )
+        for call in refused:
             with pytest.raises(anthropic.PermissionDeniedError):
                 call()
     with pytest.raises(anthropic.PermissionDeniedError):  # the queue itself takes the environment key
@@ -247,7 +249,7 @@ def test_built_in_calls_park_for_the_worker_and_resume_on_its_results(client: an
         assert first[-1].stop_reason.event_ids == [u.id for u in uses]
         assert not [e for e in first if e.type == "agent.tool_result"]  # nothing ran on the server
 
-        def result(use_id: str, text: str) -> dict[str, Any]:
+        def result(use_id: str, text: str) -> Any:
             return {"type": "user.tool_result", "tool_use_id": use_id, "content": [{"type": "text", "text": text}]}
 
         with pytest.raises(anthropic.BadRequestError) as unknown:
@@ -257,7 +259,8 @@ def test_built_in_calls_park_for_the_worker_and_resume_on_its_results(client: an
         client.beta.sessions.events.send(sid, events=[result(uses[0].id, "hi")])  # a retry: applied once
         partial = read_until(stream, lambda e: e.type == "session.status_idle")
         assert partial[-1].stop_reason.event_ids == [uses[1].id]
-        client.beta.sessions.events.send(sid, events=[{**result(uses[1].id, "no such file"), "is_error": True}])
+        failed: Any = {**result(uses[1].id, "no such file"), "is_error": True}
+        client.beta.sessions.events.send(sid, events=[failed])
         rest = read_until(stream, is_idle("end_turn"))
     replies = [e.content[0].text for e in rest if e.type == "agent.message"]
     assert replies == ["bash: hi\nread failed: no such file"]
@@ -276,11 +279,15 @@ def test_an_asking_call_waits_for_the_confirmation_before_its_result(client: ant
         first = read_until(stream, lambda e: e.type == "session.status_idle")
         denied, allowed = [e for e in first if e.type == "agent.tool_use"]
         assert denied.evaluated_permission == "ask"
-        result = {"type": "user.tool_result", "tool_use_id": allowed.id, "content": [{"type": "text", "text": "f"}]}
+        result: Any = {
+            "type": "user.tool_result",
+            "tool_use_id": allowed.id,
+            "content": [{"type": "text", "text": "f"}],
+        }
         with pytest.raises(anthropic.BadRequestError) as early:
             client.beta.sessions.events.send(sid, events=[result])
         assert early.value.body["error"]["details"]["error_code"] == "awaiting_confirmation"  # type: ignore[index]
-        confirm = {"type": "user.tool_confirmation", "tool_use_id": allowed.id, "result": "allow"}
+        confirm: Any = {"type": "user.tool_confirmation", "tool_use_id": allowed.id, "result": "allow"}
         client.beta.sessions.events.send(sid, events=[confirm])
         client.beta.sessions.events.send(sid, events=[confirm])  # the same confirmation again: applied once
         client.beta.sessions.events.send(
