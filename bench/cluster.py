@@ -114,12 +114,13 @@ async def failover(ctx: Context) -> AsyncIterator[Metric]:
             times: list[float] = []
             for _ in range(trials):
                 sid = await create_session(http, live[0])
-                await send(http, live[0], sid, message('call bash {"command": "sleep:60000 long"}'))
+                # the resumed turn's model request sleeps 3 s: the new owner holds the lease meanwhile
+                await send(http, live[0], sid, message('sleep 3000\ncall bash {"command": "sleep:60000 long"}'))
                 await until(lambda sid=sid: _has_owner(cluster, sid), "someone drives the session")
                 owner = cluster.zygote.owner(await lease_owner(cluster.database, sid))
                 assert owner is not None
                 other = live[1] if owner is live[0] else live[0]
-                await asyncio.sleep(0.5 + random.random() * ttl)  # anywhere in the lease's renewal cycle
+                await asyncio.sleep(3.2 + random.random() * ttl)  # mid-tool, anywhere in the lease's renewal cycle
                 owner.kill()
                 killed = time.perf_counter()
                 await until(lambda sid=sid, other=other: _owned_by(cluster, sid, other), "failover", timeout=60)

@@ -111,6 +111,12 @@ def serve(
         help="PostgreSQL: seconds a node's lease on an active session lasts without renewal; a node that dies "
         "hands its sessions to the others after this long (see docs/deploy.md).",
     ),
+    unsafe_no_sandbox: bool = typer.Option(
+        False,
+        "--unsafe-no-sandbox",
+        help="Run built-in tools even when no working sandbox (bubblewrap) is found, in the weaker fallback that "
+        "does not hide the host's files, processes or network. Without it such a server refuses the tools.",
+    ),
 ) -> None:
     """Serve the runtime over the Claude Managed Agents HTTP API (keys: LOOPHOST_API_KEYS=KEY[:WORKSPACE],...)."""
     from .._aio import run
@@ -119,7 +125,14 @@ def serve(
 
     run(
         serve_forever(
-            host, port, database or default_database(), heartbeat, workspaces, console=console, lease_ttl=lease_ttl
+            host,
+            port,
+            database or default_database(),
+            heartbeat,
+            workspaces,
+            console=console,
+            lease_ttl=lease_ttl,
+            unsafe_no_sandbox=unsafe_no_sandbox,
         )
     )
 

@@ -55,8 +55,9 @@ def default_workspaces(database: str) -> Path | None:
     return Path(path).absolute().parent / "workspaces"
 
 
-def make_toolset(workspaces: Path) -> Any:
-    """The sandboxed built-in tools; web_search uses a SearXNG instance when LOOPHOST_SEARXNG_URL is set."""
+def make_toolset(workspaces: Path, *, unsafe_no_sandbox: bool = False) -> Any:
+    """The sandboxed built-in tools (refused without a working sandbox unless `unsafe_no_sandbox`); web_search uses
+    a SearXNG instance when LOOPHOST_SEARXNG_URL is set."""
     from ..runtime.toolset import SearxngBackend, Toolset
 
     searxng = os.environ.get("LOOPHOST_SEARXNG_URL", "").strip()
@@ -64,6 +65,7 @@ def make_toolset(workspaces: Path) -> Any:
         workspaces,
         search_backend=SearxngBackend(searxng) if searxng else None,
         search_unavailable_reason="no search backend is configured (the operator sets LOOPHOST_SEARXNG_URL)",
+        unsafe_no_sandbox=unsafe_no_sandbox,
     )
 
 
@@ -82,13 +84,14 @@ async def serve(
     *,
     console: bool = True,
     lease_ttl: float = 15.0,
+    unsafe_no_sandbox: bool = False,
 ) -> None:
     chosen = Path(workspaces) if workspaces else default_workspaces(database)
     scratch = None if chosen is not None else tempfile.TemporaryDirectory(prefix="loophost-workspaces-")
     runtime = Runtime.from_url(
         database,
         config=RuntimeConfig(lease_ttl=lease_ttl, work_lease_seconds=work_lease_seconds()),
-        toolset=make_toolset(chosen or Path(scratch.name)),  # type: ignore[union-attr]
+        toolset=make_toolset(chosen or Path(scratch.name), unsafe_no_sandbox=unsafe_no_sandbox),  # type: ignore[union-attr]
     )
     try:
         await runtime.open()

@@ -63,7 +63,7 @@ class WorkerTools:
     """The six tools a worker runs, per session; refuses them all when there is no sandbox, unless told not to."""
 
     def __init__(self, workdir: Path, *, unsafe_no_sandbox: bool = False, use_bwrap: bool | None = None) -> None:
-        self.toolset = Toolset(workdir, use_bwrap=use_bwrap)
+        self.toolset = Toolset(workdir, use_bwrap=use_bwrap, unsafe_no_sandbox=unsafe_no_sandbox)
         self.toolset.bind(LocalToolHost())
         self._tools = self.toolset.tools()
         self.refusal = None if self.toolset.sandboxed or unsafe_no_sandbox else NO_SANDBOX

@@ -5,7 +5,8 @@ Notices are wake-ups, never data: a notice that a session's log grew to seq N ma
 last seq this node's bus carried for that session, and publish what it read; only sessions with live subscribers
 here are read at all. The relay may publish late or twice (a local commit can overtake a read in flight): the
 stream drops what it already delivered and reads the log to fill a hole (`_stream.py`), so order and
-exactly-once are the stream's, as for local commits. After the notice connection drops and comes back, every
+exactly-once are the stream's, as for local commits. A session deleted on another node ends its streams here with
+`session.deleted`, as on the deleting node. After the notice connection drops and comes back, every
 session with subscribers is caught up from the log, since its notices may have been missed. A missed wake-up is
 the sweeper's (`engine/_leases.py`).
 """
@@ -17,8 +18,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
+from .. import wire
 from ._bus import EventBus
+from ._clock import now, rfc3339
 from ._errors import Unavailable
+from ._ids import new_id
 from .store import Cluster, EventQuery, Notice, Store, StoredEvent
 
 log = logging.getLogger("loophost.runtime")
@@ -72,6 +76,11 @@ class NoticeRelay:
     def _take(self, notice: Notice) -> None:
         if notice.kind == "wake":
             self._wake(notice.session_id, notice.interrupt)
+        elif notice.kind == "deleted":
+            self._published.pop(notice.session_id, None)
+            self._pending.pop(notice.session_id, None)
+            if self._bus.subscriber_count(notice.session_id):  # the deleting node ended its own streams
+                self._bus.close_session(notice.session_id, deleted_event(notice.session_id, notice.seq))
         elif notice.kind == "events":
             if self._bus.subscriber_count(notice.session_id):
                 self._want(notice.session_id, notice.seq)
@@ -123,3 +132,10 @@ class NoticeRelay:
         if len(self._published) > 2 * self._bus.subscriber_count() + 64:
             for session_id in [s for s in self._published if not self._bus.subscriber_count(s)]:
                 del self._published[session_id]
+
+
+def deleted_event(session_id: str, seq: int) -> StoredEvent:
+    """The unpersisted `session.deleted` that ends a deleted session's streams (as `delete_session` makes it)."""
+    event_id, at = new_id("sevt"), rfc3339(now())
+    body = wire.parse_event({"id": event_id, "type": "session.deleted", "processed_at": at}).model_dump_json()
+    return StoredEvent(session_id, seq, event_id, "session.deleted", at, body)

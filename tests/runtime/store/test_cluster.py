@@ -170,8 +170,13 @@ async def test_notices_bring_commits_and_wake_ups_to_the_other_node(
         await first.commit_session("sesn_1", expected_revision=None, events=[event(1), event(2)])
         await first.cluster.wake_owner("another-node", "sesn_1", True)  # not for `second`: never delivered
         await first.cluster.wake_owner(second.cluster.node_id, "sesn_1", True)
-        got = [await asyncio.wait_for(received.get(), 5) for _ in range(2)]
-        assert got == [Notice("events", "sesn_1", 2), Notice("wake", "sesn_1", interrupt=True)]
+        assert await first.delete_session("ws", "sesn_1")
+        got = [await asyncio.wait_for(received.get(), 5) for _ in range(3)]
+        assert got == [
+            Notice("events", "sesn_1", 2),
+            Notice("wake", "sesn_1", interrupt=True),
+            Notice("deleted", "sesn_1", 3),  # the seq its session.deleted would have had
+        ]
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)

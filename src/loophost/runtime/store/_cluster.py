@@ -37,10 +37,11 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A wake-up from the database. `events`: the session's log grew to `seq` (read it); `wake`: this node holds
-    the session's lease and another node wrote work for it; `reconnected`: notices may have been missed (catch up)."""
+    """A wake-up from the database. `events`: the session's log grew to `seq` (read it); `deleted`: the session was
+    deleted (`seq`: its `session.deleted` event's); `wake`: this node holds the session's lease and another node
+    wrote work for it; `reconnected`: notices may have been missed (catch up)."""
 
-    kind: Literal["events", "wake", "reconnected"]
+    kind: Literal["events", "deleted", "wake", "reconnected"]
     session_id: str = ""
     seq: int = 0
     interrupt: bool = False

@@ -15,7 +15,8 @@ LISTEN/NOTIFY (the `Cluster` of `_cluster.py`).
   happens when the hold ends, and the commit listeners hear the events after it. If COMMIT's connection fails, the
   outcome is checked (the row is locked again, which waits for the old transaction to end, then the first event's
   id is looked up); what cannot be checked is `Unavailable`.
-- Notices: commits notify `loophost_events` with `<session>:<last seq>`; a node whose claim finds a live owner
+- Notices: commits notify `loophost_events` with `<session>:<last seq>` (a delete with `<session>:<seq>:deleted`,
+  the seq its `session.deleted` would have); a node whose claim finds a live owner
   notifies `loophost_wake` with `<owner>:<session>:<0|1 interrupt>`. One dedicated connection LISTENs to both and
   reconnects when it drops, then says `reconnected` (the listener catches up from the log).
 """
@@ -150,8 +151,8 @@ class PostgresCluster:
     def _parse(self, channel: str, payload: str) -> Notice | None:
         try:
             if channel == EVENTS_CHANNEL:
-                session_id, seq = payload.rsplit(":", 1)
-                return Notice("events", session_id, int(seq))
+                session_id, seq, *deleted = payload.split(":")
+                return Notice("deleted" if deleted else "events", session_id, int(seq))
             owner, session_id, interrupt = payload.split(":")
         except ValueError:
             return None

@@ -271,9 +271,14 @@ SESSION_TABLES = ("events", "idempotency", "checkpoint_entries", "session_resour
 
 async def delete_session(conn: Connection, session_id: str) -> int:
     """Delete the session's row, then what hangs off it (the row first: its lock waits for a commit in flight on
-    any node, and a later one finds it gone); the rows the first delete removed."""
-    cur = await conn.execute("DELETE FROM sessions WHERE id = %s", (session_id,))
-    if cur.rowcount != 1:
+    any node, and a later one finds it gone); the rows the first delete removed. Notifies `loophost_events` with
+    `<session id>:<last seq + 1>:deleted`, so other nodes end the session's streams."""
+    cur = await conn.execute(
+        "WITH d AS (DELETE FROM sessions WHERE id = %(sid)s RETURNING last_seq)"
+        " SELECT pg_notify('loophost_events', %(sid)s || ':' || (last_seq + 1) || ':deleted') FROM d",
+        {"sid": session_id},
+    )
+    if await cur.fetchone() is None:
         return 0
     for table in SESSION_TABLES:
         await conn.execute(f"DELETE FROM {table} WHERE session_id = %s", (session_id,))

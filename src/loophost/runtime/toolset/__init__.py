@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ... import wire
+from .._ids import new_id
 from ..engine._tools import BuiltinTool, ToolContext, ToolOutput
 from ._bash import DEFAULT_TIMEOUT_MS, MAX_OUTPUT_CHARS, BashTool, Shell, ShellLaunch
 from ._confine import OUTPUTS, UPLOADS, WORKSPACE, Confined, ToolError
@@ -135,8 +136,11 @@ class Toolset:
     """The sandboxed built-in tools of a runtime, with workspaces under `root`.
 
     `use_bwrap`: None uses bwrap when it is found and works (`LOOPHOST_BWRAP`, else PATH), True requires it,
-    False forces the weaker fallback. `search_backend`: the operator's web search; without one web_search says it
-    is unavailable. Idle shells are closed after `idle_timeout` seconds (their files stay).
+    False forces the weaker fallback. Secure by default: with no working bwrap the tools refuse to run (each call
+    is an error result, with a `session.error` saying why and how to install bubblewrap) unless the operator
+    opts out with `unsafe_no_sandbox=True` (`loophost serve --unsafe-no-sandbox`), which runs them in the weaker
+    fallback. `search_backend`: the operator's web search; without one web_search says it is unavailable. Idle
+    shells are closed after `idle_timeout` seconds (their files stay).
     """
 
     def __init__(
@@ -151,13 +155,18 @@ class Toolset:
         idle_timeout: float = 1800.0,
         output_limit: int = MAX_OUTPUT_CHARS,
         max_output_file_bytes: int = 64 * 1024 * 1024,
+        unsafe_no_sandbox: bool = False,
     ) -> None:
         self.workspaces = Workspaces(Path(root).absolute())
         self.limits = limits or Limits()
         self.bwrap = None if use_bwrap is False else find_bwrap(bwrap)
         if use_bwrap is True and self.bwrap is None:
             raise RuntimeError("bwrap was required but is not available or cannot create a sandbox here")
-        if self.bwrap is None:
+        self.refusal = None if self.bwrap is not None or unsafe_no_sandbox or use_bwrap is False else NO_SANDBOX
+        """Why the tools refuse to run (no working sandbox and no opt-out), or None."""
+        if self.refusal is not None:
+            log.warning("built-in tools are refused: %s", NO_SANDBOX)
+        elif self.bwrap is None:
             log.warning(
                 "tools run WITHOUT bubblewrap: the fallback sandbox does not hide the host filesystem, processes "
                 "or network (see docs/toolset.md); install bwrap or set LOOPHOST_BWRAP"
@@ -184,6 +193,8 @@ class Toolset:
         self._host = host
 
     def tools(self) -> dict[str, BuiltinTool]:
+        if self.refusal is not None:
+            return {name: _Refused(tool, self.refusal) for name, tool in self._tools.items()}
         return dict(self._tools)
 
     @property
@@ -489,3 +500,32 @@ class Toolset:
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
+
+
+NO_SANDBOX = (
+    "no working sandbox (bubblewrap) was found, so the server refuses to run built-in tools. Install bubblewrap "
+    "(Debian/Ubuntu: `sudo apt install bubblewrap`; Fedora: `sudo dnf install bubblewrap`) or point "
+    "LOOPHOST_BWRAP at a bwrap binary; to run tools without a sandbox on a machine you trust, start the server with "
+    "--unsafe-no-sandbox."
+)
+
+
+class _Refused:
+    """A built-in tool that refuses to run (no sandbox): an error result, and a `session.error` saying why."""
+
+    def __init__(self, tool: BuiltinTool, reason: str) -> None:
+        self.name = tool.name
+        self.description = tool.description
+        self.input_schema = tool.input_schema
+        self._reason = reason
+
+    async def run(self, ctx: ToolContext, tool_input: dict[str, Any]) -> ToolOutput:
+        error = wire.SessionErrorEvent.model_validate(
+            {
+                "id": new_id("sevt"),
+                "type": "session.error",
+                "processed_at": wire.utcnow(),
+                "error": {"type": "unknown_error", "message": self._reason, "retry_status": {"type": "exhausted"}},
+            }
+        )
+        return ToolOutput(f"{self.name} did not run: {self._reason}", is_error=True, events=(error,))

@@ -232,10 +232,14 @@ class Confined:
                     parent = self.path_of(current)
                     if not privileged and not self.writable(posixpath.join(parent, part)):
                         raise ToolError(f"{posixpath.join(parent, part)}: cannot create a directory here") from None
-                    os.mkdir(part, 0o755, dir_fd=current)
-                    nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=current)
-                    if self.owner is not None:
-                        os.chown(part, *self.owner, dir_fd=current, follow_symlinks=False)
+                    try:
+                        os.mkdir(part, 0o755, dir_fd=current)
+                    except FileExistsError:  # a concurrent call made it meanwhile: open it as if it had been there
+                        nxt = openat2(root, prefix.lstrip("/"), os.O_PATH | os.O_DIRECTORY)
+                    else:
+                        nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=current)
+                        if self.owner is not None:
+                            os.chown(part, *self.owner, dir_fd=current, follow_symlinks=False)
                 except NotADirectoryError:
                     raise ToolError(f"{prefix} is not a directory") from None
                 finally:
