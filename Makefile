@@ -53,7 +53,7 @@ test: lint typecheck pytest
 console-screenshot: venv chromium
 	LOOPHOST_CONSOLE_SCREENSHOT=docs/console.png $(RUN) pytest -q tests/server/console/test_browser.py -k screenshot
 
-bench: venv postgres
+bench: venv $(BWRAP) postgres
 	$(RUN) python -m bench $(BENCH_ARGS)
 
 demo: venv

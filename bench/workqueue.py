@@ -107,3 +107,65 @@ async def tool_round_trip(ctx: Context) -> AsyncIterator[Metric]:
         worker_answered_p50=latency_ms(answered)["p50"],
         goal="p50 <= 10 ms on loopback",
     )
+
+
+async def _until_all_idle(http: httpx2.AsyncClient, session_ids: list[str]) -> None:
+    """Until every session's turn ended (polled: a stream per session would be the benchmark's own load)."""
+    waiting = set(session_ids)
+    while waiting:
+        for session_id in list(waiting):
+            listed = (await http.get(f"/v1/sessions/{session_id}/events", params={"order": "desc", "limit": 1})).json()
+            last = listed["data"][0] if listed["data"] else {}
+            if last.get("type") == "session.status_idle" and last["stop_reason"]["type"] == "end_turn":
+                waiting.discard(session_id)
+        await asyncio.sleep(0.05)
+
+
+@benchmark("workqueue.items_per_second")
+async def items_per_second(ctx: Context) -> AsyncIterator[Metric]:
+    """Work items one loopback worker completes per second: sessions created with a message whose turn makes one
+    no-op tool call (`read` of a missing file), from creation (the item is queued) to the turn's end."""
+    sessions = ctx.size(60, 15)
+    async with loophost_server(ctx) as (url, _pid), httpx2.AsyncClient(base_url=url, headers=HEADERS) as http:
+        env_id, key, warm_session = await _setup(http)
+        agent = (await http.get(f"/v1/sessions/{warm_session}")).json()["agent"]["id"]
+        worker = Worker(
+            environment_id=env_id,
+            environment_key=key,
+            base_url=url,
+            workdir=ctx.tmpdir / "worker-items",
+            unsafe_no_sandbox=True,
+            max_idle=3600,
+            on_progress=lambda line: None,
+        )
+        async with worker:
+            serving = asyncio.create_task(worker.run())
+            try:
+                await _round_trips(http, warm_session, 3)  # warm-up
+                text = 'call read {"file_path": "missing.txt"}'
+                first = {"type": "user.message", "content": [{"type": "text", "text": text}]}
+                started = asyncio.get_running_loop().time()
+                created = [
+                    (
+                        await http.post(
+                            "/v1/sessions",
+                            json={"agent": agent, "environment_id": env_id, "initial_events": [first]},
+                        )
+                    ).json()
+                    for _ in range(sessions)
+                ]
+                ids = [str(s["id"]) for s in created]
+                await asyncio.wait_for(_until_all_idle(http, ids), 300)
+                elapsed = asyncio.get_running_loop().time() - started
+            finally:
+                worker.stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(serving, 30)
+    yield metric(
+        "workqueue.items_per_second",
+        round(sessions / elapsed, 1),
+        "items/s",
+        items=sessions,
+        seconds=round(elapsed, 2),
+        note="one worker; each item is a new session whose one turn makes one no-op tool call on the worker",
+    )
