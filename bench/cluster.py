@@ -16,7 +16,6 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
-
 from tests._postgres import PostgresServer
 from tests.server._cluster import (
     HEADERS,
@@ -116,14 +115,14 @@ async def failover(ctx: Context) -> AsyncIterator[Metric]:
                 sid = await create_session(http, live[0])
                 # the resumed turn's model request sleeps 3 s: the new owner holds the lease meanwhile
                 await send(http, live[0], sid, message('sleep 3000\ncall bash {"command": "sleep:60000 long"}'))
-                await until(lambda sid=sid: _has_owner(cluster, sid), "someone drives the session")
+                await until(lambda sid=sid, c=cluster: _has_owner(c, sid), "someone drives the session")
                 owner = cluster.zygote.owner(await lease_owner(cluster.database, sid))
                 assert owner is not None
                 other = live[1] if owner is live[0] else live[0]
                 await asyncio.sleep(3.2 + random.random() * ttl)  # mid-tool, anywhere in the lease's renewal cycle
                 owner.kill()
                 killed = time.perf_counter()
-                await until(lambda sid=sid, other=other: _owned_by(cluster, sid, other), "failover", timeout=60)
+                await until(lambda sid=sid, o=other, c=cluster: _owned_by(c, sid, o), "failover", timeout=60)
                 times.append(time.perf_counter() - killed)
                 live = [other, await asyncio.to_thread(cluster.start)]
         stats = latency_ms(times)

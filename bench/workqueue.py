@@ -71,31 +71,39 @@ async def _round_trips(
     return samples
 
 
+@contextlib.asynccontextmanager
+async def _serving_worker(ctx: Context, url: str, env_id: str, key: str, name: str) -> AsyncIterator[Worker]:
+    """A `loophost.Worker` serving the environment from this process (no sandbox: the machine may have none),
+    stopped gracefully at the end."""
+    worker = Worker(
+        environment_id=env_id,
+        environment_key=key,
+        base_url=url,
+        workdir=ctx.tmpdir / name,
+        unsafe_no_sandbox=True,
+        max_idle=3600,
+        on_progress=lambda line: None,
+    )
+    async with worker:
+        serving = asyncio.create_task(worker.run())
+        try:
+            yield worker
+        finally:
+            worker.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(serving, 30)
+
+
 @benchmark("workqueue.tool_round_trip")
 async def tool_round_trip(ctx: Context) -> AsyncIterator[Metric]:
     """agent.tool_use -> loopback worker -> user.tool_result -> next model request (p50/p99), one `read` call."""
     turns = ctx.size(200, 30)
     async with loophost_server(ctx) as (url, _pid), httpx2.AsyncClient(base_url=url, headers=HEADERS) as http:
         env_id, key, session_id = await _setup(http)
-        worker = Worker(
-            environment_id=env_id,
-            environment_key=key,
-            base_url=url,
-            workdir=ctx.tmpdir / "worker",
-            unsafe_no_sandbox=True,
-            max_idle=3600,
-            on_progress=lambda line: None,
-        )
-        async with worker:
-            serving = asyncio.create_task(worker.run())
-            try:
-                await _round_trips(http, session_id, 5)  # warm-up: the worker attaches, the engine loads
-                answered: list[float] = []
-                samples = await _round_trips(http, session_id, turns, answered)
-            finally:
-                worker.stop()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(serving, 30)
+        async with _serving_worker(ctx, url, env_id, key, "worker"):
+            await _round_trips(http, session_id, 5)  # warm-up: the worker attaches, the engine loads
+            answered: list[float] = []
+            samples = await _round_trips(http, session_id, turns, answered)
     lat = latency_ms(samples)
     yield metric(
         "workqueue.tool_round_trip",
@@ -129,38 +137,23 @@ async def items_per_second(ctx: Context) -> AsyncIterator[Metric]:
     async with loophost_server(ctx) as (url, _pid), httpx2.AsyncClient(base_url=url, headers=HEADERS) as http:
         env_id, key, warm_session = await _setup(http)
         agent = (await http.get(f"/v1/sessions/{warm_session}")).json()["agent"]["id"]
-        worker = Worker(
-            environment_id=env_id,
-            environment_key=key,
-            base_url=url,
-            workdir=ctx.tmpdir / "worker-items",
-            unsafe_no_sandbox=True,
-            max_idle=3600,
-            on_progress=lambda line: None,
-        )
-        async with worker:
-            serving = asyncio.create_task(worker.run())
-            try:
-                await _round_trips(http, warm_session, 3)  # warm-up
-                text = 'call read {"file_path": "missing.txt"}'
-                first = {"type": "user.message", "content": [{"type": "text", "text": text}]}
-                started = asyncio.get_running_loop().time()
-                created = [
-                    (
-                        await http.post(
-                            "/v1/sessions",
-                            json={"agent": agent, "environment_id": env_id, "initial_events": [first]},
-                        )
-                    ).json()
-                    for _ in range(sessions)
-                ]
-                ids = [str(s["id"]) for s in created]
-                await asyncio.wait_for(_until_all_idle(http, ids), 300)
-                elapsed = asyncio.get_running_loop().time() - started
-            finally:
-                worker.stop()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(serving, 30)
+        async with _serving_worker(ctx, url, env_id, key, "worker-items"):
+            await _round_trips(http, warm_session, 3)  # warm-up
+            text = 'call read {"file_path": "missing.txt"}'
+            first = {"type": "user.message", "content": [{"type": "text", "text": text}]}
+            started = asyncio.get_running_loop().time()
+            created = [
+                (
+                    await http.post(
+                        "/v1/sessions",
+                        json={"agent": agent, "environment_id": env_id, "initial_events": [first]},
+                    )
+                ).json()
+                for _ in range(sessions)
+            ]
+            ids = [str(s["id"]) for s in created]
+            await asyncio.wait_for(_until_all_idle(http, ids), 300)
+            elapsed = asyncio.get_running_loop().time() - started
     yield metric(
         "workqueue.items_per_second",
         round(sessions / elapsed, 1),

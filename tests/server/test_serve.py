@@ -11,9 +11,10 @@ from pathlib import Path
 
 import anthropic
 import httpx2
+import pytest
 
 from .._postgres import PostgresServer
-from .conftest import start_server, stop_server
+from .conftest import KEY_A, start_server, stop_server
 
 
 def _serve_without_keys(database: Path) -> tuple[subprocess.Popen[str], str, str | None]:
@@ -102,28 +103,32 @@ def test_shutdown_closes_streams_and_a_restart_resumes_the_turn(tmp_path: Path) 
         stop_server(server)
 
 
-def test_a_second_node_on_one_postgresql_database_is_refused(postgres_server: PostgresServer, tmp_path: Path) -> None:
-    """Until sessions are leased to nodes, one `loophost serve` per PostgreSQL database: the second (configured
-    through LOOPHOST_DATABASE_URL here) exits with the reason instead of driving the same sessions."""
+def test_two_nodes_serve_one_postgresql_database(
+    postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`loophost serve --lease-ttl` twice on one PostgreSQL database (the second configured through
+    LOOPHOST_DATABASE_URL): both serve it, and what one creates the other finds and runs."""
     url = postgres_server.create_database("serve")
     first = start_server(tmp_path / "unused.db", database_url=url)
+    serve = [sys.executable, "-c", "from loophost.cli import main; main()", "serve", "--port", "0"]
+    monkeypatch.setenv("LOOPHOST_DATABASE_URL", url)
+    second = start_server(tmp_path / "unused.db", command=[*serve, "--lease-ttl", "2", "--heartbeat", "0.5"])
     try:
-        env = {
-            **os.environ,
-            "LOOPHOST_DATABASE_URL": url,
-            "LOOPHOST_API_KEYS": "k",
-            "PYTHONPATH": os.pathsep.join(sys.path),
-        }
-        second = subprocess.run(
-            [sys.executable, "-c", "from loophost.cli import main; main()", "serve", "--port", "0"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
-        assert second.returncode == 1
-        assert "several nodes on one database are not supported yet" in second.stderr
-        client = anthropic.Anthropic(base_url=first.url, api_key="test-key-a", max_retries=0)
-        assert client.beta.agents.create(name="still-served", model="scripted").id  # the first node is unharmed
+        on_first = anthropic.Anthropic(base_url=first.url, api_key=KEY_A, max_retries=0)
+        on_second = anthropic.Anthropic(base_url=second.url, api_key=KEY_A, max_retries=0)
+        agent = on_first.beta.agents.create(name="shared", model="scripted")
+        env = on_first.beta.environments.create(name="shared")
+        session = on_first.beta.sessions.create(agent=agent.id, environment_id=env.id)
+        with on_second.beta.sessions.events.stream(session.id, timeout=30) as stream:
+            on_second.beta.sessions.events.send(
+                session.id, events=[{"type": "user.message", "content": [{"type": "text", "text": "hi"}]}]
+            )
+            for event in stream:
+                if event.type == "session.status_idle":
+                    break
+        listed = on_first.beta.sessions.events.list(session.id)
+        texts = [b.text for e in listed if e.type == "agent.message" for b in e.content if b.type == "text"]
+        assert texts == ["echo: hi"]
     finally:
+        stop_server(second)
         stop_server(first)

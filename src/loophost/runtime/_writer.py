@@ -201,8 +201,8 @@ class SessionWriter:
 
     @asynccontextmanager
     async def _hold(self, session_id: str) -> AsyncIterator[None]:
-        """With a cluster: this process's lock, then the row's (a transaction that commits when the block ends);
-        the wake-ups the block's commits call for go out once they are committed."""
+        """With a cluster: this process's lock, then the row's (a transaction, ended by the block's commit); the
+        wake-ups the commit calls for go out when the block ends."""
         assert self.cluster is not None
         holding: _Holding | None = None
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import psycopg
 import pytest
@@ -112,26 +112,32 @@ async def test_a_hold_serialises_read_modify_write_across_nodes(nodes: tuple[Pos
     assert row is not None and row.internal == '{"n": 30}' and row.revision == 31 and row.last_seq == 30
 
 
-async def test_a_hold_commits_at_its_end_and_only_then_tells_listeners(
+async def test_a_commit_in_a_hold_ends_it_and_listeners_hear_it_once_committed(
     nodes: tuple[PostgresStore, PostgresStore],
 ) -> None:
     first, second = nodes
     await first.insert_session(session_row())
     heard: list[StoredEvent] = []
-    first.add_commit_listener(heard.extend)
+
+    def listener(events: Sequence[StoredEvent]) -> None:
+        heard.extend(events)
+        committed.append(asyncio.ensure_future(second.last_seq("sesn_1")))  # what another node sees by then
+
+    committed: list[asyncio.Future[int | None]] = []
+    first.add_commit_listener(listener)
     async with first.cluster.hold("sesn_1") as held:
         await held.commit_session(expected_revision=None, events=[event(1)])
-        assert heard == [] and await second.last_seq("sesn_1") == 0  # not committed yet
-    assert [e.id for e in heard] == ["sevt_1"] and await second.last_seq("sesn_1") == 1
-    with contextlib.suppress(RuntimeError):
-        async with first.cluster.hold("sesn_1") as held:
+        assert [e.id for e in heard] == ["sevt_1"]
+        with pytest.raises(StaleWrite):  # one commit per hold: the transaction has ended
             await held.commit_session(expected_revision=None, events=[event(2)])
-            raise RuntimeError("the block failed after its write")
-    assert await second.last_seq("sesn_1") == 1 and len(heard) == 1  # rolled back, heard by nobody
+    assert await committed[0] == 1 and await second.last_seq("sesn_1") == 1
+    with contextlib.suppress(RuntimeError):
+        async with first.cluster.hold("sesn_1"):
+            raise RuntimeError("the block failed before its commit")
     async with first.cluster.hold("sesn_1") as held:
         with pytest.raises(StaleWrite):
             await held.commit_session(expected_revision=99, events=[event(3)])
-    assert await second.last_seq("sesn_1") == 1
+    assert await second.last_seq("sesn_1") == 1 and len(heard) == 1
 
 
 async def test_the_keeper_renews_leases_and_reports_one_taken_away(

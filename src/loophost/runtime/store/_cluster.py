@@ -48,8 +48,9 @@ class Notice:
 
 
 class HeldSession(Protocol):
-    """A session's row locked by this node's transaction (see `Cluster.hold`). Its writes commit when the hold
-    ends without an error; commit listeners hear them after that COMMIT."""
+    """A session's row locked by this node's transaction (see `Cluster.hold`). `commit_session` commits at once
+    (it ends the transaction: one commit per hold) and its commit listeners hear it then; a deletion commits when
+    the hold ends without an error."""
 
     @property
     def row(self) -> SessionRow | None:
@@ -118,6 +119,6 @@ class Cluster(Protocol):
         ...
 
     def hold(self, session_id: str) -> AbstractAsyncContextManager[HeldSession]:
-        """A transaction that locked the session's row (`SELECT ... FOR UPDATE`): commits when the block ends without
-        an error, or after a cancellation once something was written; rolls back otherwise."""
+        """A transaction that locked the session's row (`SELECT ... FOR UPDATE`), until its commit (or, for a
+        deletion, the end of the block, also after a cancellation once it wrote); rolled back if nothing committed."""
         ...

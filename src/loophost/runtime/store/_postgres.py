@@ -44,6 +44,7 @@ from ._records import (
     StoredEvent,
     VaultRow,
 )
+from ._sql import keyset
 
 _FILE_COLS = (
     "workspace, id, filename, mime_type, size_bytes, created_at, expires_at, scope_type, scope_id, downloadable"
@@ -51,27 +52,6 @@ _FILE_COLS = (
 _RESOURCE_COLS = "session_id, id, type, created_at, body, secret"
 _VAULT_COLS = "workspace, id, created_at, archived_at, body"
 _CREDENTIAL_COLS = "workspace, id, vault_id, created_at, archived_at, match_key, revision, body, secret"
-
-
-def _keyset(query: ListQuery, where: list[str], args: list[Any]) -> str:
-    """Add the created_at filters and the (created_at, id) cursor; return the ORDER BY … LIMIT tail."""
-    for op, value in (
-        (">", query.created_gt),
-        (">=", query.created_gte),
-        ("<", query.created_lt),
-        ("<=", query.created_lte),
-    ):
-        if value is not None:
-            where.append(f"created_at {op} %s")
-            args.append(value)
-    if not query.include_archived:
-        where.append("archived_at IS NULL")
-    direction = "DESC" if query.descending else "ASC"
-    if query.after is not None:
-        where.append(f"(created_at, id) {'<' if query.descending else '>'} (%s, %s)")
-        args.extend(query.after)
-    args.append(query.limit)
-    return f" ORDER BY created_at {direction}, id {direction} LIMIT %s"
 
 
 def _credential_values(row: CredentialRow) -> tuple[Any, ...]:
@@ -183,7 +163,7 @@ class PostgresStore:
 
     async def list_agents(self, workspace: str, query: ListQuery) -> list[AgentRow]:
         where, args = ["workspace = %s"], [workspace]
-        tail = _keyset(query, where, args)
+        tail = keyset(query, where, args, mark="%s")
         sql = "SELECT workspace, id, version, created_at, archived_at, body FROM agents WHERE "
         return [AgentRow(*r) for r in await self._db.all(sql + " AND ".join(where) + tail, args)]
 
@@ -236,7 +216,7 @@ class PostgresStore:
 
     async def list_environments(self, workspace: str, query: ListQuery) -> list[EnvironmentRow]:
         where, args = ["workspace = %s"], [workspace]
-        tail = _keyset(query, where, args)
+        tail = keyset(query, where, args, mark="%s")
         sql = "SELECT workspace, id, name, created_at, archived_at, body FROM environments WHERE "
         return [EnvironmentRow(*r) for r in await self._db.all(sql + " AND ".join(where) + tail, args)]
 
@@ -276,7 +256,7 @@ class PostgresStore:
             assert isinstance(statuses, (list, tuple))
             where.append("status = ANY(%s::text[])")
             args.append(list(statuses))
-        tail = _keyset(query, where, args)
+        tail = keyset(query, where, args, mark="%s")
         rows = await self._db.all(f"SELECT {log.SESSION_COLS} FROM sessions WHERE " + " AND ".join(where) + tail, args)
         return [log.session_row(r) for r in rows]
 
@@ -478,7 +458,7 @@ class PostgresStore:
 
     async def list_vaults(self, workspace: str, query: ListQuery) -> list[VaultRow]:
         where, args = ["workspace = %s"], [workspace]
-        tail = _keyset(query, where, args)
+        tail = keyset(query, where, args, mark="%s")
         rows = await self._db.all(f"SELECT {_VAULT_COLS} FROM vaults WHERE " + " AND ".join(where) + tail, args)
         return [VaultRow(*r) for r in rows]
 
@@ -544,7 +524,7 @@ class PostgresStore:
     async def list_credentials(self, workspace: str, vault_id: str, query: ListQuery) -> list[CredentialRow]:
         where: list[str] = ["vault_id = %s", "workspace = %s"]
         args: list[Any] = [vault_id, workspace]
-        tail = _keyset(query, where, args)
+        tail = keyset(query, where, args, mark="%s")
         rows = await self._db.all(
             f"SELECT {_CREDENTIAL_COLS} FROM vault_credentials WHERE " + " AND ".join(where) + tail, args
         )

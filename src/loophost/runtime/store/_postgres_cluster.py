@@ -11,10 +11,11 @@ LISTEN/NOTIFY (the `Cluster` of `_cluster.py`).
   has locked are skipped (not waited for) and retried at the next round. A lease this node could not renew in
   time by its own monotonic clock is lost, whether or not another node took it yet: the worker stops, so a node
   paused past its TTL (SIGSTOP) finds its leases gone when it resumes, and its writes are fenced out anyway.
-- `hold` is a transaction that locked the session's row. A commit inside it writes on that transaction; COMMIT
-  happens when the hold ends, and the commit listeners hear the events after it. If COMMIT's connection fails, the
-  outcome is checked (the row is locked again, which waits for the old transaction to end, then the first event's
-  id is looked up); what cannot be checked is `Unavailable`.
+- `hold` is a transaction that locked the session's row (BEGIN and the `SELECT ... FOR UPDATE` in one round
+  trip). A commit inside it is the statement and COMMIT in one round trip, which ends the transaction; the commit
+  listeners hear its events then. If that round trip's connection fails, the outcome is checked (the row is locked
+  again, which waits for the old transaction to end, then the first event's id is looked up); what cannot be
+  checked is `Unavailable`. A hold that wrote nothing rolls back; a deletion commits when the hold ends.
 - Notices: commits notify `loophost_events` with `<session>:<last seq>` (a delete with `<session>:<seq>:deleted`,
   the seq its `session.deleted` would have); a node whose claim finds a live owner
   notifies `loophost_wake` with `<owner>:<session>:<0|1 interrupt>`. One dedicated connection LISTENs to both and
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 from psycopg import AsyncConnection
 
-from .._errors import StaleWrite
+from .._errors import StaleWrite, Unavailable
 from . import _postgres_log as log
 from ._cluster import Fence, Lease, Notice
 from ._postgres_db import CONNECTION_ERRORS, Connection, Database, has_nul, unavailable
@@ -178,11 +179,15 @@ class PostgresCluster:
                 try:
                     yield held
                 except BaseException as exc:
+                    if held.committed:
+                        raise
                     if isinstance(exc, asyncio.CancelledError) and held.wrote and not held.failed:
                         await _settled(self._finish(conn, held))  # what was written commits; the cancellation goes on
                     else:
                         await _rollback(conn)
                     raise
+                if held.committed:
+                    return
                 if held.failed or not held.wrote:
                     await _rollback(conn)
                 else:
@@ -190,20 +195,22 @@ class PostgresCluster:
                 return
 
     async def _finish(self, conn: Connection, held: Held) -> None:
-        """COMMIT, then tell the commit listeners; if COMMIT's connection failed, find out whether it committed."""
+        """COMMIT what the hold wrote without committing it (a deletion)."""
         try:
             await conn.execute("COMMIT")
         except CONNECTION_ERRORS as exc:
-            if not held.stored or not await self._committed(held.session_id, held.stored[0].id):
-                raise unavailable(exc) from exc
-        self._store._publish(held.stored)
+            raise unavailable(exc) from exc
+        held.committed = True
 
-    async def _committed(self, session_id: str, event_id: str) -> bool:
-        """Whether the event was committed: after the session's row lock is free (the old transaction ended)."""
+    async def committed(self, session_id: str, event_id: str) -> tuple[int, int] | None:
+        """Whether a commit whose COMMIT got no answer committed, by its first event: (the session's revision, the
+        event's seq), or None. Asked once the session's row lock is free (the old transaction has ended)."""
         async with self._db.connection() as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM sessions WHERE id = %s FOR UPDATE", (session_id,))
-            cur = await conn.execute("SELECT 1 FROM events WHERE id = %s", (event_id,))
-            return await cur.fetchone() is not None
+            cur = await conn.execute("SELECT revision FROM sessions WHERE id = %s FOR UPDATE", (session_id,))
+            session = await cur.fetchone()
+            cur = await conn.execute("SELECT seq FROM events WHERE id = %s", (event_id,))
+            event = await cur.fetchone()
+            return (int(session[0]), int(event[0])) if session is not None and event is not None else None
 
 
 class Held:
@@ -217,9 +224,9 @@ class Held:
         self.session_id = session_id
         self.row = row
         self.fence = fence
-        self.stored: list[StoredEvent] = []
         self.wrote = False
         self.failed = False
+        self.committed = False
 
     async def commit_session(
         self,
@@ -231,20 +238,31 @@ class Held:
         processed: tuple[Sequence[str], str] | None = None,
         fence: Fence | None = None,
     ) -> tuple[int, list[StoredEvent]]:
-        revision, stored = await self._write(
-            log.run_commit(
-                self._conn,
-                self.session_id,
-                expected_revision=expected_revision,
-                change=change,
-                events=events,
-                idempotency=idempotency,
-                processed=processed,
-                fence=fence,
-                ttl=self._cluster.ttl,
+        """The commit ends the hold's transaction (COMMIT in the same round trip as the statement), and the commit
+        listeners hear its events; if that round trip's connection fails, whether it committed is found out."""
+        try:
+            revision, stored = await self._write(
+                log.run_commit(
+                    self._conn,
+                    self.session_id,
+                    expected_revision=expected_revision,
+                    change=change,
+                    events=events,
+                    idempotency=idempotency,
+                    processed=processed,
+                    fence=fence,
+                    ttl=self._cluster.ttl,
+                    then_commit=True,
+                )
             )
-        )
-        self.stored.extend(stored)
+        except Unavailable:
+            found = await self._cluster.committed(self.session_id, events[0].id) if events else None
+            if found is None:
+                raise
+            revision, first = found
+            stored = log.stored_events(self.session_id, first + len(events) - 1, events)
+        self.committed = True
+        self._cluster._store._publish(stored)
         return revision, stored
 
     async def delete_session(self, workspace: str) -> bool:
@@ -254,8 +272,9 @@ class Held:
         return True
 
     async def _write(self, write: Coroutine[Any, Any, T]) -> T:
-        if self.failed:
-            raise StaleWrite(f"session {self.session_id}'s transaction failed; it writes nothing more")
+        if self.failed or self.committed:
+            write.close()
+            raise StaleWrite(f"session {self.session_id}'s transaction has ended; it writes nothing more")
         try:
             result = await write
         except BaseException as exc:
@@ -377,10 +396,12 @@ class LeaseKeeper:
 
 
 async def _lock_row(conn: Connection, session_id: str) -> tuple[Any, ...] | None:
-    await conn.execute("BEGIN")
     if has_nul((session_id,)):
+        await conn.execute("BEGIN")
         return None
-    cur = await conn.execute(_HOLD, (session_id,))
+    async with conn.pipeline():
+        await conn.execute("BEGIN")
+        cur = await conn.execute(_HOLD, (session_id,))
     return await cur.fetchone()
 
 

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -50,7 +51,6 @@ DOWN_TIMEOUT = 0.5
 def conn_broken(exc: BaseException) -> bool:
     """Whether an error says the server is gone (not a query's own failure, like a timeout or a deadlock)."""
     return isinstance(exc, OperationalError) and getattr(exc, "sqlstate", None) in (None, "57P01", "57P02", "57P03")
-
 
 
 def split_pool_params(url: str) -> tuple[str, dict[str, int]]:
@@ -151,7 +151,9 @@ class Database:
         cur = await self._guard.execute("SELECT pg_try_advisory_lock(%s)", (SINGLE_NODE_LOCK,))
         row = await cur.fetchone()
         if row is None or not row[0]:
-            raise DatabaseInUse("another loophost node is serving this PostgreSQL database, and this one is single_node")
+            raise DatabaseInUse(
+                "another loophost node is serving this PostgreSQL database, and this one is single_node"
+            )
 
     async def close(self) -> None:
         if self._closed:
@@ -160,7 +162,9 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
         if self._guard is not None:
-            await self._guard.close()  # ends its session, which releases the advisory lock
+            with contextlib.suppress(*CONNECTION_ERRORS):  # released now: the server ends a closed session later
+                await self._guard.execute("SELECT pg_advisory_unlock(%s)", (SINGLE_NODE_LOCK,))
+            await self._guard.close()  # ends its session, which releases the advisory lock anyway
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:

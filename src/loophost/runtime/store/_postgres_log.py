@@ -205,9 +205,11 @@ async def run_commit(
     processed: tuple[Sequence[str], str] | None,
     fence: Fence | None,
     ttl: float,
+    then_commit: bool = False,
 ) -> tuple[int, list[StoredEvent]]:
     """A commit on `conn` (a pooled connection, or a transaction holding the session's row): the processed
-    inputs' bodies are read and rewritten first, then the one statement runs. The new revision and the events with
+    inputs' bodies are read and rewritten first, then the one statement runs (with `then_commit`, followed by
+    COMMIT in the same round trip: it ends the transaction `conn` is in). The new revision and the events with
     their seqs; `StaleWrite` (`LeaseLost` for a fence that moved on) when it matched no row."""
     rewrites: tuple[list[tuple[str, str]], str] | None = None
     if processed is not None and processed[0]:
@@ -229,7 +231,12 @@ async def run_commit(
     )
     try:
         with nul_is_invalid(params):
-            cur = await conn.execute(sql, params)
+            if then_commit:
+                async with conn.pipeline():
+                    cur = await conn.execute(sql, params)
+                    await conn.execute("COMMIT")
+            else:
+                cur = await conn.execute(sql, params)
     except errors.UniqueViolation as exc:
         raise commit_conflict(session_id, change, exc) from exc
     row = await cur.fetchone()

@@ -30,6 +30,7 @@ from ._records import (
     TokenCounts,
     VaultRow,
 )
+from ._sql import keyset
 from ._sqlite_engine import SeqAllocator, SessionGone, SQLiteEngine, append_rows
 from ._sqlite_schema import migrate
 from ._sqlite_work import SQLiteWorkStore
@@ -101,27 +102,6 @@ def _credential_values(row: CredentialRow) -> tuple[Any, ...]:
         row.body,
         row.secret,
     )
-
-
-def _keyset(query: ListQuery, where: list[str], args: list[Any]) -> str:
-    """Add the created_at filters and the (created_at, id) cursor; return the ORDER BY … LIMIT tail."""
-    for op, value in (
-        (">", query.created_gt),
-        (">=", query.created_gte),
-        ("<", query.created_lt),
-        ("<=", query.created_lte),
-    ):
-        if value is not None:
-            where.append(f"created_at {op} ?")
-            args.append(value)
-    if not query.include_archived:
-        where.append("archived_at IS NULL")
-    direction = "DESC" if query.descending else "ASC"
-    if query.after is not None:
-        where.append(f"(created_at, id) {'<' if query.descending else '>'} (?, ?)")
-        args.extend(query.after)
-    args.append(query.limit)
-    return f" ORDER BY created_at {direction}, id {direction} LIMIT ?"
 
 
 class SQLiteStore:
@@ -216,7 +196,7 @@ class SQLiteStore:
     async def list_agents(self, workspace: str, query: ListQuery) -> list[AgentRow]:
         def fn(conn: sqlite3.Connection) -> list[AgentRow]:
             where, args = ["workspace = ?"], [workspace]
-            tail = _keyset(query, where, args)
+            tail = keyset(query, where, args, mark="?")
             sql = "SELECT workspace, id, version, created_at, archived_at, body FROM agents WHERE "
             return [AgentRow(*r) for r in conn.execute(sql + " AND ".join(where) + tail, args)]
 
@@ -293,7 +273,7 @@ class SQLiteStore:
     async def list_environments(self, workspace: str, query: ListQuery) -> list[EnvironmentRow]:
         def fn(conn: sqlite3.Connection) -> list[EnvironmentRow]:
             where, args = ["workspace = ?"], [workspace]
-            tail = _keyset(query, where, args)
+            tail = keyset(query, where, args, mark="?")
             sql = "SELECT workspace, id, name, created_at, archived_at, body FROM environments WHERE "
             return [EnvironmentRow(*r) for r in conn.execute(sql + " AND ".join(where) + tail, args)]
 
@@ -361,7 +341,7 @@ class SQLiteStore:
                 assert isinstance(statuses, (list, tuple))
                 where.append(f"status IN ({','.join('?' * len(statuses))})")
                 args.extend(statuses)
-            tail = _keyset(query, where, args)
+            tail = keyset(query, where, args, mark="?")
             return [
                 _session(r)
                 for r in conn.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE " + " AND ".join(where) + tail, args)
@@ -689,7 +669,7 @@ class SQLiteStore:
     async def list_vaults(self, workspace: str, query: ListQuery) -> list[VaultRow]:
         def fn(conn: sqlite3.Connection) -> list[VaultRow]:
             where, args = ["workspace = ?"], [workspace]
-            tail = _keyset(query, where, args)
+            tail = keyset(query, where, args, mark="?")
             sql = f"SELECT {_VAULT_COLS} FROM vaults WHERE " + " AND ".join(where) + tail
             return [VaultRow(*r) for r in conn.execute(sql, args)]
 
@@ -759,7 +739,7 @@ class SQLiteStore:
         def fn(conn: sqlite3.Connection) -> list[CredentialRow]:
             where: list[str] = ["vault_id = ?", "workspace = ?"]
             args: list[Any] = [vault_id, workspace]
-            tail = _keyset(query, where, args)
+            tail = keyset(query, where, args, mark="?")
             sql = f"SELECT {_CREDENTIAL_COLS} FROM vault_credentials WHERE " + " AND ".join(where) + tail
             return [_credential(r) for r in conn.execute(sql, args)]
 
