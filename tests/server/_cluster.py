@@ -247,21 +247,24 @@ class Cluster:
         return self.zygote.start(self.database, self.executions, self.lease_ttl, name or f"n{self._count}")
 
 
-async def until(check: Any, what: str, timeout: float = 20.0) -> None:
+async def until(check: Any, what: str, timeout: float = 20.0, *, state: Any = None) -> None:
+    """Poll `check()` until it is true; `state()`, if given, says what things looked like on a timeout."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
+            seen = f": {await state()}" if state is not None else ""
+            raise AssertionError(f"timed out waiting until {what}{seen}")
         await asyncio.sleep(0.02)
 
 
 async def owned_by(cluster: Cluster, session_id: str, node: Node, *, finished_ok: bool = False) -> bool:
-    """Whether `node` holds the session's lease (or, with `finished_ok`, nobody needs to: it wants no worker)."""
+    """Whether `node` holds the session's lease (or, with `finished_ok`, nobody needs to: it wants no worker, so
+    a lease its dead owner never released does not matter)."""
     async with await psycopg.AsyncConnection.connect(cluster.database, autocommit=True) as conn:
         cur = await conn.execute("SELECT lease_owner, wants_worker FROM sessions WHERE id = %s", (session_id,))
         row = await cur.fetchone()
     assert row is not None
-    return row[0] == node.node_id or (finished_ok and row[0] is None and not row[1])
+    return row[0] == node.node_id or (finished_ok and not row[1])
 
 
 @dataclass
@@ -299,7 +302,12 @@ async def crash_trial(cluster: Cluster, http: httpx.AsyncClient, rng: random.Ran
     killed = loop.time()
     replacement = asyncio.create_task(asyncio.to_thread(cluster.start))  # while the other node takes over
     result = TrialResult()
-    await until(lambda: owned_by(cluster, sid, other, finished_ok=True), "the other node takes over", timeout=30)
+    await until(
+        lambda: owned_by(cluster, sid, other, finished_ok=True),
+        f"the other node ({other.node_id}) takes over from {owner.node_id}",
+        timeout=30,
+        state=lambda: session_state(cluster.database, sid),
+    )
     result.failover = loop.time() - killed
     try:
         await until(
@@ -340,6 +348,19 @@ async def lease_owner(database: str, session_id: str) -> str | None:
         cur = await conn.execute("SELECT lease_owner FROM sessions WHERE id = %s", (session_id,))
         row = await cur.fetchone()
         return None if row is None or row[0] is None else str(row[0])
+
+
+async def session_state(database: str, session_id: str) -> dict[str, Any]:
+    async with await psycopg.AsyncConnection.connect(database, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT status, wants_worker, lease_owner, lease_epoch, lease_expires_at - now(), last_seq, internal"
+            " FROM sessions WHERE id = %s",
+            (session_id,),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    keys = ("status", "wants_worker", "lease_owner", "lease_epoch", "expires_in", "last_seq", "internal")
+    return dict(zip(keys, row, strict=True))
 
 
 async def unowned_active(database: str, session_ids: list[str]) -> list[str]:
