@@ -1,19 +1,35 @@
-"""Wire events the agent loop emits, built in one place so their shapes stay consistent."""
+"""Wire events the agent loop emits, built in one place so their shapes stay consistent.
+
+The status and span events every turn emits (`running`, `span_start`, `span_end`, `idle`) have fixed, small shapes
+and are written straight to their stored JSON (`NewEvent`): building and dumping a pydantic model for each cost
+more than the rest of their commit's Python. `tests/runtime/engine/test_outbound.py` checks that each is exactly
+what the wire model would have written. The others are built through the wire models.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ... import wire
+from .._clock import rfc3339
 from .._ids import new_id
+from ..store import NewEvent
 
 
 def event_id() -> str:
     return new_id("sevt")
 
 
-def running() -> wire.SessionStatusRunningEvent:
-    return wire.SessionStatusRunningEvent(id=event_id(), processed_at=wire.utcnow())
+def stored(event_type: str, event_id: str, **fields: Any) -> NewEvent:
+    """A fixed-shape event as it is stored: `id`, `type`, `processed_at` (now), then `fields`, compact JSON."""
+    at = rfc3339(wire.utcnow())
+    body = {"id": event_id, "type": event_type, "processed_at": at, **fields}
+    return NewEvent(event_id, event_type, at, json.dumps(body, separators=(",", ":"), ensure_ascii=False))
+
+
+def running() -> NewEvent:
+    return stored("session.status_running", event_id())
 
 
 def rescheduled() -> wire.SessionStatusRescheduledEvent:
@@ -24,16 +40,8 @@ def terminated() -> wire.SessionStatusTerminatedEvent:
     return wire.SessionStatusTerminatedEvent(id=event_id(), processed_at=wire.utcnow())
 
 
-def idle(stop_reason: dict[str, Any]) -> wire.SessionStatusIdleEvent:
-    return wire.SessionStatusIdleEvent.model_validate(
-        {
-            "id": event_id(),
-            "type": "session.status_idle",
-            "processed_at": wire.utcnow(),
-            "stop_reason": stop_reason,
-            "stop_details": None,
-        }
-    )
+def idle(stop_reason: dict[str, Any]) -> NewEvent:
+    return stored("session.status_idle", event_id(), stop_reason=stop_reason, stop_details=None)
 
 
 def error(kind: str, message: str, retry_status: str) -> wire.SessionErrorEvent:
@@ -47,27 +55,20 @@ def error(kind: str, message: str, retry_status: str) -> wire.SessionErrorEvent:
     )
 
 
-def span_start(span_id: str) -> wire.SpanModelRequestStartEvent:
-    return wire.SpanModelRequestStartEvent(id=span_id, processed_at=wire.utcnow())
+def span_start(span_id: str) -> NewEvent:
+    return stored("span.model_request_start", span_id)
 
 
-def span_end(start_id: str, usage: dict[str, int] | None = None, *, is_error: bool = False) -> wire.SessionEvent:
+def span_end(start_id: str, usage: dict[str, int] | None = None, *, is_error: bool = False) -> NewEvent:
     tokens = usage or {}
-    return wire.SpanModelRequestEndEvent.model_validate(
-        {
-            "id": event_id(),
-            "type": "span.model_request_end",
-            "processed_at": wire.utcnow(),
-            "model_request_start_id": start_id,
-            "is_error": is_error,
-            "model_usage": {
-                "input_tokens": tokens.get("input_tokens", 0),
-                "output_tokens": tokens.get("output_tokens", 0),
-                "cache_read_input_tokens": tokens.get("cache_read_input_tokens", 0),
-                "cache_creation_input_tokens": tokens.get("cache_creation_input_tokens", 0),
-            },
-        }
-    )
+    model_usage = {
+        "input_tokens": int(tokens.get("input_tokens", 0)),
+        "output_tokens": int(tokens.get("output_tokens", 0)),
+        "cache_read_input_tokens": int(tokens.get("cache_read_input_tokens", 0)),
+        "cache_creation_input_tokens": int(tokens.get("cache_creation_input_tokens", 0)),
+    }
+    fields = {"model_request_start_id": start_id, "is_error": is_error, "model_usage": model_usage}
+    return stored("span.model_request_end", event_id(), **fields)
 
 
 def agent_message(message_id: str, text: str) -> wire.AgentMessageEvent:

@@ -2,8 +2,8 @@
 
 SQLite WAL allows one writer at a time, so every write funnels through one writer task. Writes that arrive while
 a transaction is in flight are collected and applied together in the next one: one commit (one fsync with
-`synchronous=FULL`) for the whole batch. Each write runs inside its own SAVEPOINT, so one failing write rolls back
-alone and the rest of the batch still commits.
+`synchronous=FULL`) for the whole batch. Each write of a batch of several runs inside its own SAVEPOINT, so one
+failing write rolls back alone and the rest of the batch still commits (a batch of one is its own transaction).
 
 Where the writer runs: with `synchronous=NORMAL` (the default) a WAL commit does not wait for the disk, so the
 batch is applied on the event loop itself, which saves two thread hand-offs per batch and the GIL contention
@@ -288,6 +288,8 @@ class SQLiteEngine:
     def _apply(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         conn = self._wconn
         assert conn is not None
+        if len(batch) == 1:  # nothing to keep apart: the transaction is the operation's savepoint
+            return [self._apply_one(conn, batch[0])]
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -308,6 +310,18 @@ class SQLiteEngine:
             self.seqs.reset()
             return [(False, exc) for _ in batch]
         return outcomes
+
+    def _apply_one(self, conn: sqlite3.Connection, op: _Op) -> tuple[bool, Any]:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = op.fn(conn)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.seqs.reset()
+            return False, exc
+        return True, result
 
     # reads -------------------------------------------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:
