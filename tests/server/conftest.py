@@ -24,6 +24,8 @@ from .._postgres import PostgresServer
 KEY_A = "test-key-a"
 KEY_B = "test-key-b"
 HEARTBEAT = 0.5
+VAULT_KEY = "u2sd0Bq2sFhJ8pN0XTu9D3G1Qkzv2b5cQwS1mQ9QJqg"
+"""The vault key of the test servers on PostgreSQL (base64url of 32 bytes)."""
 SERVER_BACKENDS = ("sqlite", "postgres")
 
 
@@ -48,6 +50,8 @@ def start_server(
     """`loophost serve` (or `command`, which must print the same `loophost listening on URL` line), on the SQLite
     file `database`, or on the PostgreSQL database `database_url` when given."""
     env = {**os.environ, "LOOPHOST_API_KEYS": keys, "PYTHONPATH": os.pathsep.join(sys.path)}
+    if database_url is not None or (command is not None and "LOOPHOST_DATABASE_URL" in os.environ):
+        env.setdefault("LOOPHOST_VAULT_KEY", VAULT_KEY)  # a node on PostgreSQL needs one, the same on every node
     serve = [sys.executable, "-c", "from loophost.cli import main; main()", "serve", "--port", "0"]
     process = subprocess.Popen(
         command or [*serve, "--database", database_url or str(database), "--heartbeat", str(heartbeat)],

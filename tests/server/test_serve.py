@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -101,6 +102,26 @@ def test_shutdown_closes_streams_and_a_restart_resumes_the_turn(tmp_path: Path) 
         assert events[-1].type == "session.status_idle"
     finally:
         stop_server(server)
+
+
+def test_a_postgresql_node_needs_a_vault_key(postgres_server: PostgresServer, tmp_path: Path) -> None:
+    """Without LOOPHOST_VAULT_KEY a node on PostgreSQL refuses to start (a generated key would live in one process
+    only: secrets written by one node could not be read by another, or after a restart), and says what to do."""
+    env = {k: v for k, v in os.environ.items() if k != "LOOPHOST_VAULT_KEY"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    url = postgres_server.create_database("needs_key")
+    serve = [sys.executable, "-c", "from loophost.cli import main; main()", "serve", "--port", "0", "--database", url]
+    done = subprocess.run(serve, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "LOOPHOST_VAULT_KEY" in done.stderr and "loophost vault-key" in done.stderr
+    key = subprocess.run(
+        [sys.executable, "-c", "from loophost.cli import main; main()", "vault-key"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert key.returncode == 0 and len(base64.urlsafe_b64decode(key.stdout.strip() + "=")) == 32
 
 
 def test_two_nodes_serve_one_postgresql_database(

@@ -137,6 +137,14 @@ def serve(
     )
 
 
+@app.command(name="vault-key")
+def vault_key() -> None:
+    """Print a new vault key (32 random bytes, base64url) for LOOPHOST_VAULT_KEY; see docs/vaults.md."""
+    from ..runtime import new_vault_key
+
+    print(new_vault_key())
+
+
 app.add_typer(sessions_app)
 app.add_typer(agents_app)
 app.add_typer(environments_app)

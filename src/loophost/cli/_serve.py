@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from ..runtime import DEFAULT_WORKSPACE, Runtime, RuntimeConfig, tune_gc
+from ..runtime import DEFAULT_WORKSPACE, VAULT_KEY_ENV, Runtime, RuntimeConfig, tune_gc
 from ..runtime._clock import now_str
 from ..runtime.store import DatabaseInUse
 from ..server import ApiKeys, ServerSettings, create_app, key_hash, new_key
@@ -86,6 +86,16 @@ async def serve(
     lease_ttl: float = 15.0,
     unsafe_no_sandbox: bool = False,
 ) -> None:
+    if database.startswith(("postgresql://", "postgres://")) and not os.environ.get(VAULT_KEY_ENV, "").strip():
+        # a node has no file to keep a generated key beside, and every node must decrypt what another wrote
+        print(
+            f"loophost serve: a node on PostgreSQL needs {VAULT_KEY_ENV}, the key that encrypts vault secrets, the "
+            "same on every node (make one with `loophost vault-key`; see docs/vaults.md). Without it, secrets one "
+            "node writes could not be read by another node or after a restart.",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(2)
     chosen = Path(workspaces) if workspaces else default_workspaces(database)
     scratch = None if chosen is not None else tempfile.TemporaryDirectory(prefix="loophost-workspaces-")
     runtime = Runtime.from_url(

@@ -24,6 +24,8 @@ from ._gc import tune_gc
 from ._runtime import Runtime
 from ._sessions import SessionState
 from ._stream import LogStream
+from ._vault_keys import ENV_VAR as VAULT_KEY_ENV
+from ._vault_keys import new_vault_key
 from ._work import Caller, WorkQueue
 from .engine import AgentLoopConfig, BuiltinTool, ToolContext, ToolOutput
 from .store import SQLiteStore, Store, StoredEvent, open_store
@@ -44,6 +46,7 @@ DEFAULT_WORKSPACE = "default"
 
 __all__ = [
     "DEFAULT_WORKSPACE",
+    "VAULT_KEY_ENV",
     "AgentLoopConfig",
     "BuiltinTool",
     "Caller",
@@ -68,6 +71,7 @@ __all__ = [
     "ToolOutput",
     "Unavailable",
     "WorkQueue",
+    "new_vault_key",
     "open_store",
     "tune_gc",
 ]
