@@ -18,6 +18,11 @@ BODIES: dict[tuple[str, str], object] = {
     ("post", "/v1/sessions/{session_id}/resources/{resource_id}"): {"authorization_token": "x"},
     ("post", "/v1/sessions/{session_id}/resources"): {"type": "github_repository", "url": "https://example.com/r"},
     ("post", "/v1/environments/{environment_id}/work/{work_id}"): {"metadata": {"k": "stolen"}},
+    ("post", "/v1/vaults/{vault_id}"): {"display_name": "stolen"},
+    ("post", "/v1/vaults/{vault_id}/credentials"): {
+        "auth": {"type": "static_bearer", "mcp_server_url": "https://mcp.example.com/b", "token": "t"}
+    },
+    ("post", "/v1/vaults/{vault_id}/credentials/{credential_id}"): {"display_name": "stolen"},
 }
 
 
@@ -28,7 +33,13 @@ def test_every_id_of_another_workspace_is_404(server: ServerProcess, client: ant
     uploaded = client.beta.files.upload(file=("secret.txt", b"workspace a only", "text/plain"))
     resource = client.beta.sessions.resources.add(session.id, type="file", file_id=uploaded.id)
     thread = next(iter(client.beta.sessions.threads.list(session.id)))
+    vault = client.beta.vaults.create(display_name="tenant-a")
+    credential = client.beta.vaults.credentials.create(
+        vault.id, auth={"type": "static_bearer", "mcp_server_url": "https://mcp.example.com/a", "token": "tok-a"}
+    )
     ids = {
+        "vault_id": vault.id,
+        "credential_id": credential.id,
         "agent_id": agent.id,
         "environment_id": env.id,
         "session_id": session.id,
@@ -62,6 +73,8 @@ def test_every_id_of_another_workspace_is_404(server: ServerProcess, client: ant
     # nothing changed for the owner
     assert client.beta.agents.retrieve(agent.id).system is None
     assert client.beta.sessions.retrieve(session.id).title is None
+    assert client.beta.vaults.retrieve(vault.id).display_name == "tenant-a"
+    assert client.beta.vaults.credentials.retrieve(credential.id, vault_id=vault.id).display_name is None
     assert client.beta.files.download(uploaded.id).read() == b"workspace a only"
     listed_by_other = anthropic.Anthropic(base_url=server.url, api_key=KEY_B, max_retries=0)
     assert session.id not in [s.id for s in listed_by_other.beta.sessions.list()]
