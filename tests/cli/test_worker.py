@@ -68,12 +68,30 @@ def environment_with_key(client: anthropic.Anthropic, server: ServerProcess) -> 
     return env.id, key
 
 
-def start_worker(server: ServerProcess, env_id: str, key: str, workdir: Path, *extra: str) -> subprocess.Popen[str]:
+def start_worker(
+    server: ServerProcess, env_id: str, key: str, workdir: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     command = [*CLI, "worker", "--environment", env_id, "--environment-key", key, "--base-url", server.url]
     command += ["--workdir", str(workdir), "--max-idle", "1", *extra]
     return subprocess.Popen(
-        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=ENV, start_new_session=True
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env or ENV, start_new_session=True
     )
+
+
+def without_bwrap(scratch: Path) -> dict[str, str]:
+    """The workers' environment on a machine without bubblewrap: none configured, and PATH as it is but for any
+    `bwrap` on it (a directory that holds one is replaced by a copy of its links without it)."""
+    dirs = []
+    for index, entry in enumerate(ENV.get("PATH", "").split(os.pathsep)):
+        if entry and (Path(entry) / "bwrap").exists():
+            shadow = scratch / f"path{index}"
+            shadow.mkdir(parents=True)
+            for item in Path(entry).iterdir():
+                if item.name != "bwrap":
+                    (shadow / item.name).symlink_to(item)
+            entry = str(shadow)
+        dirs.append(entry)
+    return {**{k: v for k, v in ENV.items() if k != "LOOPHOST_BWRAP"}, "PATH": os.pathsep.join(dirs)}
 
 
 def session_on(client: anthropic.Anthropic, env_id: str) -> str:
@@ -178,7 +196,8 @@ def test_without_a_sandbox_the_worker_refuses_the_tools(
     client: anthropic.Anthropic, server: ServerProcess, tmp_path: Path
 ) -> None:
     env_id, key = environment_with_key(client, server)
-    worker = start_worker(server, env_id, key, tmp_path / "worker")  # no --unsafe-no-sandbox
+    # no --unsafe-no-sandbox, on a machine without bubblewrap
+    worker = start_worker(server, env_id, key, tmp_path / "worker", env=without_bwrap(tmp_path / "bin"))
     try:
         (result,) = turn(client, session_on(client, env_id), ("bash", {"command": "touch ran"}))
     finally:
