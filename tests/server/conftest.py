@@ -50,7 +50,8 @@ def start_server(
     """`loophost serve` (or `command`, which must print the same `loophost listening on URL` line), on the SQLite
     file `database`, or on the PostgreSQL database `database_url` when given."""
     env = {**os.environ, "LOOPHOST_API_KEYS": keys, "PYTHONPATH": os.pathsep.join(sys.path)}
-    if database_url is not None or (command is not None and "LOOPHOST_DATABASE_URL" in os.environ):
+    on_postgres = database_url is not None or "LOOPHOST_DATABASE_URL" in os.environ
+    if on_postgres or any(arg.startswith(("postgresql://", "postgres://")) for arg in command or ()):
         env.setdefault("LOOPHOST_VAULT_KEY", VAULT_KEY)  # a node on PostgreSQL needs one, the same on every node
     serve = [sys.executable, "-c", "from loophost.cli import main; main()", "serve", "--port", "0"]
     process = subprocess.Popen(
