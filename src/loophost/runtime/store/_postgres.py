@@ -44,7 +44,7 @@ from ._records import (
     StoredEvent,
     VaultRow,
 )
-from ._sql import keyset
+from ._sql import keyset, session_row
 
 _FILE_COLS = (
     "workspace, id, filename, mime_type, size_bytes, created_at, expires_at, scope_type, scope_id, downloadable"
@@ -239,7 +239,7 @@ class PostgresStore:
             r = await self._db.one(
                 f"SELECT {log.SESSION_COLS} FROM sessions WHERE id = %s AND workspace = %s", (session_id, workspace)
             )
-        return log.session_row(r) if r else None
+        return session_row(r) if r else None
 
     async def list_sessions(self, workspace: str, query: ListQuery) -> list[SessionRow]:
         where: list[str] = ["workspace = %s"]
@@ -258,11 +258,11 @@ class PostgresStore:
             args.append(list(statuses))
         tail = keyset(query, where, args, mark="%s")
         rows = await self._db.all(f"SELECT {log.SESSION_COLS} FROM sessions WHERE " + " AND ".join(where) + tail, args)
-        return [log.session_row(r) for r in rows]
+        return [session_row(r) for r in rows]
 
     async def sessions_wanting_work(self) -> list[SessionRow]:
         rows = await self._db.all(f"SELECT {log.SESSION_COLS} FROM sessions WHERE wants_worker ORDER BY created_at, id")
-        return [log.session_row(r) for r in rows]
+        return [session_row(r) for r in rows]
 
     async def commit_session(
         self,

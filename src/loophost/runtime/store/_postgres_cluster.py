@@ -42,6 +42,7 @@ from . import _postgres_log as log
 from ._cluster import Fence, Lease, Notice
 from ._postgres_db import CONNECTION_ERRORS, Connection, Database, has_nul, unavailable
 from ._records import IdempotencyRecord, NewEvent, SessionChange, SessionRow, StoredEvent
+from ._sql import session_row
 
 if TYPE_CHECKING:
     from ._postgres import PostgresStore
@@ -173,7 +174,7 @@ class PostgresCluster:
                     if attempt < self._db.read_attempts - 1:
                         continue
                     raise
-                row = log.session_row(r[:-2]) if r is not None else None
+                row = session_row(r[:-2]) if r is not None else None
                 fence = Fence(r[-2], int(r[-1])) if r is not None and r[-2] is not None else None
                 held = Held(self, conn, session_id, row, fence)
                 try:

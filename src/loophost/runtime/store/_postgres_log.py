@@ -38,29 +38,6 @@ _EVENTS_FROM = (
 )
 
 
-def session_row(r: Sequence[Any]) -> SessionRow:
-    """A row of SESSION_COLS (the columns in `SessionRow`'s field order, the token counters last)."""
-    workspace, session_id, agent_id, version, env_id, status, created_at, archived_at, revision, last_seq = r[:10]
-    body, internal, wants_worker, updated_at = r[10:14]
-    return SessionRow(
-        workspace,
-        session_id,
-        agent_id,
-        version,
-        env_id,
-        status,
-        created_at,
-        archived_at,
-        revision,
-        last_seq,
-        body,
-        internal,
-        wants_worker,
-        updated_at,
-        TokenCounts(*r[14:]),
-    )
-
-
 def event_params(events: Sequence[NewEvent]) -> dict[str, Any]:
     return {
         "event_ids": [e.id for e in events],

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from ._records import ListQuery
+from ._records import ListQuery, SessionRow, TokenCounts
 
 
 def keyset(query: ListQuery, where: list[str], args: list[Any], *, mark: str) -> str:
@@ -26,3 +27,26 @@ def keyset(query: ListQuery, where: list[str], args: list[Any], *, mark: str) ->
         args.extend(query.after)
     args.append(query.limit)
     return f" ORDER BY created_at {direction}, id {direction} LIMIT {mark}"
+
+
+def session_row(r: Sequence[Any]) -> SessionRow:
+    """A session row selected as the columns of `SessionRow` in field order, the four token counters last."""
+    workspace, session_id, agent_id, version, env_id, status, created_at, archived_at, revision, last_seq = r[:10]
+    body, internal, wants_worker, updated_at = r[10:14]
+    return SessionRow(
+        workspace,
+        session_id,
+        agent_id,
+        version,
+        env_id,
+        status,
+        created_at,
+        archived_at,
+        revision,
+        last_seq,
+        body,
+        internal,
+        bool(wants_worker),
+        updated_at,
+        TokenCounts(*r[14:]),
+    )

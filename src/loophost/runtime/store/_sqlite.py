@@ -30,7 +30,7 @@ from ._records import (
     TokenCounts,
     VaultRow,
 )
-from ._sql import keyset
+from ._sql import keyset, session_row
 from ._sqlite_engine import SeqAllocator, SessionGone, SQLiteEngine, append_rows
 from ._sqlite_schema import migrate
 from ._sqlite_work import SQLiteWorkStore
@@ -52,29 +52,6 @@ _SESSION_INSERT_COLS = (
     "workspace, id, agent_id, agent_version, environment_id, status, created_at, archived_at, revision, body,"
     " internal, wants_worker, updated_at"
 )
-
-
-def _session(row: sqlite3.Row | tuple[Any, ...]) -> SessionRow:
-    """A row of `_SESSION_COLS`: the columns in `SessionRow`'s field order, the token counters last."""
-    workspace, session_id, agent_id, version, env_id, status, created_at, archived_at, revision, last_seq = row[:10]
-    body, internal, wants_worker, updated_at = row[10:14]
-    return SessionRow(
-        workspace,
-        session_id,
-        agent_id,
-        version,
-        env_id,
-        status,
-        created_at,
-        archived_at,
-        revision,
-        last_seq,
-        body,
-        internal,
-        bool(wants_worker),
-        updated_at,
-        TokenCounts(*row[14:]),
-    )
 
 
 def _file(row: sqlite3.Row | tuple[Any, ...]) -> FileRow:
@@ -321,7 +298,7 @@ class SQLiteStore:
                     f"SELECT {_SESSION_COLS} FROM sessions WHERE id = ? AND workspace = ?",
                     (session_id, workspace),
                 ).fetchone()
-            return _session(r) if r else None
+            return session_row(r) if r else None
 
         return await self._engine.read(fn)
 
@@ -343,7 +320,7 @@ class SQLiteStore:
                 args.extend(statuses)
             tail = keyset(query, where, args, mark="?")
             return [
-                _session(r)
+                session_row(r)
                 for r in conn.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE " + " AND ".join(where) + tail, args)
             ]
 
@@ -352,7 +329,7 @@ class SQLiteStore:
     async def sessions_wanting_work(self) -> list[SessionRow]:
         def fn(conn: sqlite3.Connection) -> list[SessionRow]:
             return [
-                _session(r)
+                session_row(r)
                 for r in conn.execute(
                     f"SELECT {_SESSION_COLS} FROM sessions WHERE wants_worker = 1 ORDER BY created_at"
                 )
