@@ -207,7 +207,7 @@ async def test_create_mounts_files_and_repositories_and_never_echoes_the_token(r
 @pytest.mark.parametrize(
     ("resource", "error", "code"),
     [
-        ({"type": "memory_store", "memory_store_id": "memstore_1"}, InvalidRequest, "memory_store_unsupported"),
+        ({"type": "memory_store", "memory_store_id": "memstore_1"}, NotFound, "not_found"),
         ({"type": "file", "file_id": "file_nope"}, NotFound, "not_found"),
         ({"type": "github_repository", "url": "not a url"}, InvalidRequest, "invalid_repository_url"),
         ({"type": "github_repository", "url": "https://github.com/only"}, InvalidRequest, "invalid_repository_url"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import psycopg
 import pytest
 
 from loophost.runtime import Runtime, RuntimeConfig, StoredEvent
@@ -64,3 +65,47 @@ async def test_a_session_deleted_on_one_node_ends_its_streams_on_the_other(nodes
     finally:
         await stream.aclose()
     assert [e.type for e in rest] == ["session.deleted"]
+
+
+async def _drop_listeners(url: str) -> int:
+    """Terminate the notice connections (the ones that LISTEN) of every node."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN%'"
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def test_a_stream_catches_up_from_the_log_when_its_nodes_notices_were_missed(
+    nodes: tuple[Runtime, Runtime], postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Node B's notice connection is cut again and again while node A runs turns: whatever B missed while it was
+    reconnecting reaches B's stream from the log, once each and in order."""
+    a, b = nodes
+    session = await make_session(a)
+    stream = await b.open_stream(WS, session.id, after_seq=0)
+    stop = asyncio.Event()
+    dropped = 0
+
+    async def cut() -> None:
+        nonlocal dropped
+        while not stop.is_set():
+            dropped += await _drop_listeners(postgres_url)
+            await asyncio.sleep(0.005)
+
+    received: list[StoredEvent] = []
+    cutter = asyncio.create_task(cut())
+    try:
+        for i in range(8):
+            await a.send_events(WS, session.id, [user_message(f"turn {i}")])
+            received += await _read_until(stream, "session.status_idle")
+    finally:
+        stop.set()
+        await cutter
+        await stream.aclose()
+    assert dropped > 0 and "the notice connection dropped" in caplog.text
+    log = (await a.list_events(WS, session.id)).data
+    assert [e.id for e in received] == [e.id for e in log]  # nothing missed, nothing twice, in order
+    assert sum(e.type == "agent.message" for e in log) == 8

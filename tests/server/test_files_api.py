@@ -167,9 +167,9 @@ def test_session_create_with_a_file_and_refused_resources(client: anthropic.Anth
     sid = _session(client, resources=[{"type": "file", "file_id": f.id, "mount_path": "/data/c.txt"}])
     (res,) = client.beta.sessions.retrieve(sid).resources
     assert isinstance(res, BetaManagedAgentsFileResource) and res.mount_path == "/data/c.txt"
-    with pytest.raises(anthropic.BadRequestError) as err:
+    with pytest.raises(anthropic.NotFoundError) as err:  # memory stores must exist (tests/server/test_memory_*)
         _session(client, resources=[{"type": "memory_store", "memory_store_id": "memstore_1"}])
-    assert "memory_store" in err.value.message
+    assert "memory store" in err.value.message
     with pytest.raises(anthropic.NotFoundError):
         _session(client, resources=[{"type": "file", "file_id": "file_nope"}])
     with pytest.raises(anthropic.BadRequestError):  # only repositories take a token

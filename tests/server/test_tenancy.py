@@ -23,6 +23,12 @@ BODIES: dict[tuple[str, str], object] = {
         "auth": {"type": "static_bearer", "mcp_server_url": "https://mcp.example.com/b", "token": "t"}
     },
     ("post", "/v1/vaults/{vault_id}/credentials/{credential_id}"): {"display_name": "stolen"},
+    ("post", "/v1/memory_stores/{memory_store_id}"): {"name": "stolen"},
+    ("post", "/v1/memory_stores/{memory_store_id}/memories"): {"path": "/stolen.md", "content": "stolen"},
+    ("post", "/v1/memory_stores/{memory_store_id}/memories/{memory_id}"): {"content": "stolen"},
+    ("patch", "/v1/memory_stores/{memory_store_id}/memories/{memory_id}"): {"content": "stolen"},
+    ("post", "/v1/webhooks/{webhook_id}"): {"name": "stolen"},
+    ("post", "/v1/deployments/{deployment_id}"): {"name": "stolen"},
 }
 
 
@@ -37,7 +43,32 @@ def test_every_id_of_another_workspace_is_404(server: ServerProcess, client: ant
     credential = client.beta.vaults.credentials.create(
         vault.id, auth={"type": "static_bearer", "mcp_server_url": "https://mcp.example.com/a", "token": "tok-a"}
     )
+    store = client.beta.memory_stores.create(name="tenant-a")
+    memory = client.beta.memory_stores.memories.create(store.id, path="/a.md", content="workspace a only")
+    skill_md = b"---\nname: tenant-a\ndescription: workspace a only\n---\n"
+    skill = client.beta.skills.create(files=[("tenant-a/SKILL.md", skill_md, "text/markdown")])
+    hook = httpx2.post(
+        f"{server.url}/v1/webhooks",
+        headers={"authorization": f"Bearer {client.api_key}"},
+        json={"url": "https://93.184.215.14/hook", "enabled_events": ["deployment.deleted"], "name": "tenant-a"},
+        timeout=30,
+    ).json()
+    deployment = client.beta.deployments.create(
+        name="tenant-a",
+        agent=agent.id,
+        environment_id=env.id,
+        initial_events=[{"type": "user.message", "content": [{"type": "text", "text": "hi"}]}],
+    )
+    run = client.beta.deployments.run(deployment.id)
     ids = {
+        "webhook_id": hook["id"],
+        "deployment_id": deployment.id,
+        "run_id": run.id,
+        "memory_store_id": store.id,
+        "memory_id": memory.id,
+        "memory_version_id": memory.memory_version_id,
+        "skill_id": skill.id,
+        "version": skill.latest_version_id,
         "vault_id": vault.id,
         "credential_id": credential.id,
         "agent_id": agent.id,
@@ -49,7 +80,7 @@ def test_every_id_of_another_workspace_is_404(server: ServerProcess, client: ant
         "key_id": "ekey_0",
         "work_id": "work_0",
     }
-    spec = httpx2.get(f"{server.url}/openapi.json").json()
+    spec = httpx2.get(f"{server.url}/openapi.json", timeout=60).json()  # generated on first request
     checked = 0
     with httpx2.Client(base_url=server.url, headers={"authorization": f"Bearer {KEY_B}"}, timeout=10) as other:
         for path, operations in spec["paths"].items():
@@ -76,6 +107,12 @@ def test_every_id_of_another_workspace_is_404(server: ServerProcess, client: ant
     assert client.beta.vaults.retrieve(vault.id).display_name == "tenant-a"
     assert client.beta.vaults.credentials.retrieve(credential.id, vault_id=vault.id).display_name is None
     assert client.beta.files.download(uploaded.id).read() == b"workspace a only"
+    assert (
+        client.beta.memory_stores.memories.retrieve(memory.id, memory_store_id=store.id).content == "workspace a only"
+    )
+    assert client.beta.memory_stores.retrieve(store.id).name == "tenant-a"
+    assert client.beta.deployments.retrieve(deployment.id).name == "tenant-a"
+    assert client.beta.skills.retrieve(skill.id).latest_version_id == skill.latest_version_id
     listed_by_other = anthropic.Anthropic(base_url=server.url, api_key=KEY_B, max_retries=0)
     assert session.id not in [s.id for s in listed_by_other.beta.sessions.list()]
     assert uploaded.id not in [f.id for f in listed_by_other.beta.files.list()]

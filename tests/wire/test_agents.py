@@ -14,11 +14,13 @@ from loophost.wire import (
     AlwaysAskPolicy,
     AutoPolicy,
     AwsRoleIdentity,
+    CoordinatorParams,
     CustomTool,
     Effort,
     McpToolset,
     ModelConfig,
     ModelConfigParams,
+    SelfParams,
     ServiceAccountIdentity,
     apply_agent_update,
     dump_json,
@@ -157,10 +159,12 @@ def test_skills_versions_and_identity_defaults() -> None:
 
 def test_coordinator_multiagent_needs_a_roster() -> None:
     ok = _create(multiagent={"type": "coordinator", "agents": ["agent_2", {"type": "self"}]})
-    assert ok.multiagent is not None
-    assert (ok.multiagent.model_extra or {})["agents"] == ["agent_2", {"type": "self"}]
-    with pytest.raises(ValidationError):
-        _create(multiagent={"type": "coordinator", "agents": []})
+    assert isinstance(ok.multiagent, CoordinatorParams)
+    assert ok.multiagent.agents == ["agent_2", SelfParams(type="self")]
+    assert resolve_agent_create(ok).multiagent is None  # resolved by the runtime, against the store
+    for bad in ([], [{"type": "self"}, {"type": "self"}], [{"type": "nobody"}], ["a"] * 21):
+        with pytest.raises(ValidationError):
+            _create(multiagent={"type": "coordinator", "agents": bad})
 
 
 # --- update params and patch semantics (§2.1, checklist item 10) --------------------------------------------

@@ -27,6 +27,7 @@ from loophost.wire import (
     SessionAgentUpdateParams,
     SessionCreateParams,
     SessionThread,
+    SessionThreadAgent,
     SessionUpdateParams,
     SessionUsage,
     StopReason,
@@ -333,7 +334,7 @@ def test_primary_thread_round_trips() -> None:
     }
     thread = roundtrip(SessionThread, doc)
     assert isinstance(thread, SessionThread)
-    assert isinstance(thread.agent, SessionAgent)
+    assert isinstance(thread.agent, SessionThreadAgent)
 
 
 def test_thread_agent_may_be_an_advisor_or_inline() -> None:

@@ -117,6 +117,8 @@ def _agent_canon(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The resolved content a create request stands for, by field (every default filled, then pruned)."""
     params = wire.AgentCreateParams.model_validate({k: v for k, v in spec.items() if k in AGENT_FIELDS})
     resolved = wire.resolve_agent_create(params).model_dump(mode="json")
+    if params.multiagent is not None:  # the server resolves rosters against its agents; compare as written
+        resolved["multiagent"] = params.multiagent.model_dump(mode="json", exclude_unset=True)
     return {name: prune(resolved.get(name)) for name in AGENT_FIELDS}
 
 

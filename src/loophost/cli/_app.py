@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ._app_hosted import agents_app, apply, sessions_app
+from ._webhooks import webhooks_app
 from ._worker import environments_app, worker
 
 app = typer.Typer(
@@ -117,11 +118,33 @@ def serve(
         help="Run built-in tools even when no working sandbox (bubblewrap) is found, in the weaker fallback that "
         "does not hide the host's files, processes or network. Without it such a server refuses the tools.",
     ),
+    webhooks_allow_private: bool = typer.Option(
+        False,
+        "--webhooks-allow-private",
+        help="Deliver webhooks to private, loopback and link-local addresses and over plain http (refused "
+        "without it, against SSRF); for receivers on this host or network.",
+    ),
+    otlp_endpoint: str | None = typer.Option(
+        None,
+        help="Export spans over OTLP/HTTP to this collector (base URL; spans go to URL/v1/traces). The standard "
+        "OTEL_* variables work too. Needs the loophost[otel] extra.",
+    ),
+    metrics: bool = typer.Option(True, "--metrics/--no-metrics", help="Serve Prometheus metrics at /metrics (no key)."),
+    metrics_port: int | None = typer.Option(
+        None, help="Serve /metrics on this port instead of the API's (0: any free port; the line printed says which)."
+    ),
+    log_format: str = typer.Option("text", help="Logs on stderr: text (for a terminal) or json (one object a line)."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Serve the runtime over the Claude Managed Agents HTTP API (keys: LOOPHOST_API_KEYS=KEY[:WORKSPACE],...)."""
     from .._aio import run
     from ._serve import default_database
     from ._serve import serve as serve_forever
+    from ._telemetry import ServeTelemetry
+
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("text or json", param_hint="--log-format")
+    telemetry = ServeTelemetry(otlp_endpoint, metrics, metrics_port, log_format, log_level)  # type: ignore[arg-type]
 
     run(
         serve_forever(
@@ -133,6 +156,8 @@ def serve(
             console=console,
             lease_ttl=lease_ttl,
             unsafe_no_sandbox=unsafe_no_sandbox,
+            webhooks_allow_private=webhooks_allow_private,
+            telemetry=telemetry,
         )
     )
 
@@ -148,6 +173,7 @@ def vault_key() -> None:
 app.add_typer(sessions_app)
 app.add_typer(agents_app)
 app.add_typer(environments_app)
+app.add_typer(webhooks_app)
 app.command(name="worker")(worker)
 app.command(name="apply")(apply)
 

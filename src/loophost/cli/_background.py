@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from ..runtime import DEFAULT_WORKSPACE, Runtime
-from ..server import ApiKeys, ServerSettings, create_app, key_hash, new_key
+from ..server import ApiKeys, HttpProtocol, ServerSettings, create_app, key_hash, new_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,9 @@ async def background_server(database: str) -> AsyncIterator[BackgroundServer]:
         keys=ApiKeys({}).with_key(key_hash(key), DEFAULT_WORKSPACE),
         settings=ServerSettings(heartbeat_interval=15.0),
     )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, http=HttpProtocol, log_level="warning", lifespan="on")
+    )
     task = asyncio.create_task(server.serve(), name="loophost-demo-server")
     try:
         while not server.started:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,9 @@ from fastapi import FastAPI
 from ..runtime import DEFAULT_WORKSPACE, VAULT_KEY_ENV, Runtime, RuntimeConfig, tune_gc
 from ..runtime._clock import now_str
 from ..runtime.store import DatabaseInUse
-from ..server import ApiKeys, ServerSettings, create_app, key_hash, new_key
+from ..server import ApiKeys, HttpProtocol, ServerSettings, create_app, key_hash, metrics_app, new_key
+from ._logging import configure_logging
+from ._telemetry import ServeTelemetry, TelemetryUnavailable, start_tracing
 
 
 def default_database() -> str:
@@ -45,6 +50,20 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
         # uvicorn re-raises the signal after shutting down; a clean, graceful shutdown exits 0 instead
         self._captured_signals.clear()
+
+
+class _MetricsServer(uvicorn.Server):
+    """The `/metrics` listener of `--metrics-port`: says where it listens; the API's server owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.servers:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            print(f"metrics at http://{host}:{port}/metrics", flush=True)
 
 
 def default_workspaces(database: str) -> Path | None:
@@ -85,7 +104,16 @@ async def serve(
     console: bool = True,
     lease_ttl: float = 15.0,
     unsafe_no_sandbox: bool = False,
+    webhooks_allow_private: bool = False,
+    telemetry: ServeTelemetry | None = None,
 ) -> None:
+    telemetry = telemetry or ServeTelemetry()
+    configure_logging(telemetry.log_format, telemetry.log_level)
+    try:
+        tracing = start_tracing(telemetry.otlp_endpoint)
+    except TelemetryUnavailable as exc:
+        print(f"loophost serve: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
     if database.startswith(("postgresql://", "postgres://")) and not os.environ.get(VAULT_KEY_ENV, "").strip():
         # a node has no file to keep a generated key beside, and every node must decrypt what another wrote
         print(
@@ -100,7 +128,11 @@ async def serve(
     scratch = None if chosen is not None else tempfile.TemporaryDirectory(prefix="loophost-workspaces-")
     runtime = Runtime.from_url(
         database,
-        config=RuntimeConfig(lease_ttl=lease_ttl, work_lease_seconds=work_lease_seconds()),
+        config=RuntimeConfig(
+            lease_ttl=lease_ttl,
+            work_lease_seconds=work_lease_seconds(),
+            webhooks_allow_private=webhooks_allow_private,
+        ),
         toolset=make_toolset(chosen or Path(scratch.name), unsafe_no_sandbox=unsafe_no_sandbox),  # type: ignore[union-attr]
     )
     try:
@@ -117,13 +149,46 @@ async def serve(
         await runtime.store.add_api_key(key_hash(key), DEFAULT_WORKSPACE, now_str())
         keys = keys.with_key(key_hash(key), DEFAULT_WORKSPACE)
         print(f"generated an API key for workspace '{DEFAULT_WORKSPACE}' (shown only now): {key}", flush=True)
-    app = create_app(runtime, keys=keys, settings=ServerSettings(heartbeat_interval=heartbeat, console=console))
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
+    on_api_port = telemetry.metrics and telemetry.metrics_port is None
+    settings = ServerSettings(heartbeat_interval=heartbeat, console=console, metrics=on_api_port)
+    app = create_app(runtime, keys=keys, settings=settings)
+    # the process's logging is ours (`configure_logging`): uvicorn's loggers propagate to it
+    uvicorn_level = "debug" if telemetry.log_level.lower() == "debug" else "warning"
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=HttpProtocol,
+        log_level=uvicorn_level,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
     server = _Server(config, app)
+    metrics = None
+    if telemetry.metrics and telemetry.metrics_port is not None:
+        metrics = _MetricsServer(
+            uvicorn.Config(
+                metrics_app(runtime),
+                host=host,
+                port=telemetry.metrics_port,
+                log_level=uvicorn_level,
+                log_config=None,
+                lifespan="off",
+            )
+        )
     try:
-        await server.serve()
+        async with asyncio.TaskGroup() as group:
+            if metrics is not None:
+                metrics_task = group.create_task(metrics.serve())
+            await server.serve()
+            if metrics is not None:
+                metrics.should_exit = True
+                await metrics_task
     finally:
         await runtime.close()
+        if tracing is not None:
+            tracing.shutdown()  # exports what is left
         if scratch is not None:
             scratch.cleanup()
     if not server.started:

@@ -26,6 +26,8 @@ from ._provider import Connection, OpenRequest, Provider, Recovery
 from ._provision import ProvisionCache, provision, teardown
 from ._results import (
     Confirmation,
+    Outcome,
+    OutcomeEvaluation,
     SessionResult,
     Terminal,
     ToolResult,
@@ -60,6 +62,8 @@ __all__ = (
     "Local",
     "MaxTurnsExceeded",
     "OpenRequest",
+    "Outcome",
+    "OutcomeEvaluation",
     "OutputValidationError",
     "Provider",
     "ProvisionCache",

@@ -13,7 +13,7 @@ from typing import Any
 
 from ._errors import ClientError, SessionClosed, SessionTimeout
 from ._provider import Provider
-from ._results import SessionResult
+from ._results import Outcome, SessionResult
 from ._session import Limits, Session
 
 __all__ = ("LiveSession", "arun", "run", "start")
@@ -48,9 +48,13 @@ async def arun(
     max_output_tokens: int | None = None,
     max_total_tokens: int | None = None,
     max_reconnects: int | None = 5,
+    outcome: Outcome | None = None,
     **options: Any,
 ) -> SessionResult:
     """Run `prompt` on `provider` to a terminal, with the handler's tools running here.
+
+    With `outcome` the host works toward it and revises until its grader is done (the prompt, if any, goes
+    first); `result.outcome_evaluations` lists every grading.
 
     `options` are the `Session` options (`output_type`, `confirm`, `on_event`, `turn_guard`, `context`,
     `agent_id`, `environment_id`, `session_id`, `model`, `system`, ...) and provider-specific ones, passed
@@ -65,7 +69,7 @@ async def arun(
     try:
         async with asyncio.timeout(timeout) as deadline:
             async with session:
-                return await session.send(prompt)
+                return await session.send(prompt, outcome=outcome)
     except TimeoutError as exc:
         if not deadline.expired():
             raise

@@ -13,6 +13,8 @@ from uuid import uuid4
 
 __all__ = (
     "Confirmation",
+    "Outcome",
+    "OutcomeEvaluation",
     "SessionResult",
     "Terminal",
     "ToolResult",
@@ -54,6 +56,9 @@ class ToolUse:
     input: Mapping[str, Any] = field(default_factory=dict)
     server: str | None = None
     """The MCP server of an MCP tool use (`name` is the tool's name on that server); None for other tools."""
+    thread: str | None = None
+    """The child thread (`sthr_...`) that made the call, when a coordinator's thread needs the client; answered like
+    any other (the host routes the answer to its thread). None for the session's own calls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,27 @@ class Confirmation:
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """Work toward `description` until a grader finds it meets `rubric` (text; hosts that speak Claude Managed
+    Agents only). The host revises up to `max_iterations` times (its default: 3)."""
+
+    description: str
+    rubric: str
+    max_iterations: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeEvaluation:
+    """One grading of an outcome: `result` is satisfied, needs_revision, max_iterations_reached, failed or
+    interrupted."""
+
+    outcome_id: str
+    iteration: int
+    result: str
+    explanation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TurnInput:
     """What the client sends to start or continue a turn: a user message, tool results, confirmations.
 
@@ -87,9 +113,11 @@ class TurnInput:
     confirmations: tuple[Confirmation, ...] = ()
     key: str = field(default_factory=lambda: uuid4().hex)
     """An idempotency key: resending the same input after a dropped connection is applied once."""
+    outcome: Outcome | None = None
+    """An outcome to define (in place of, or after, the text)."""
 
     def is_empty(self) -> bool:
-        return self.text is None and not self.tool_results and not self.confirmations
+        return self.text is None and not self.tool_results and not self.confirmations and self.outcome is None
 
 
 @dataclass(slots=True)
@@ -153,6 +181,7 @@ class TurnResult:
     server_tool_results: tuple[ToolResult, ...] = ()
     usage: Usage | None = None
     events: tuple[Mapping[str, Any], ...] = ()
+    outcome_evaluations: tuple[OutcomeEvaluation, ...] = ()
 
 
 @dataclass(slots=True)
@@ -173,10 +202,18 @@ class SessionResult:
     turns: int = 0
     events: list[Mapping[str, Any]] = field(default_factory=list)
     output: Any = None
+    outcome_evaluations: list[OutcomeEvaluation] = field(default_factory=list)
+    """Every grading of an outcome during the request, in order (the last one is its verdict)."""
 
     @property
     def ok(self) -> bool:
         return self.terminal == "end_turn"
+
+    @property
+    def budget_reached(self) -> bool:
+        """The host paused the session at its budget (raise the budget to go on; `terminal` is "terminated")."""
+        reason = self.stop_reason
+        return isinstance(reason, Mapping) and reason.get("type") == "budget_reached"
 
 
 def joined_text(blocks: Sequence[Mapping[str, Any]]) -> str:

@@ -27,7 +27,7 @@ from ._errors import (
 )
 from ._output import OutputTool
 from ._provider import Connection, OpenRequest, Provider, Recovery
-from ._results import SessionResult, ToolResult, ToolUse, TurnInput, TurnResult, Usage
+from ._results import Outcome, OutcomeEvaluation, SessionResult, ToolResult, ToolUse, TurnInput, TurnResult, Usage
 from ._runner import ConfirmHook, ToolRunner
 
 __all__ = ("GuardInfo", "Limits", "Session")
@@ -71,9 +71,11 @@ class _Request:
         self.tool_uses: list[ToolUse] = []
         self.server_tool_uses: list[ToolUse] = []
         self.server_tool_results: list[ToolResult] = []
+        self.outcome_evaluations: list[OutcomeEvaluation] = []
 
     def add(self, turn: TurnResult) -> None:
         self.turns += 1
+        self.outcome_evaluations.extend(turn.outcome_evaluations)
         self.usage.add(turn.usage)
         self.events.extend(turn.events)
         self.add_tool_uses(turn.tool_uses)
@@ -97,6 +99,7 @@ class _Request:
             turns=self.turns,
             events=self.events,
             output=output,
+            outcome_evaluations=self.outcome_evaluations,
         )
 
 
@@ -218,9 +221,12 @@ class Session:
 
     # -- requests ----------------------------------------------------------------------------------------------
 
-    async def send(self, prompt: str | None = None) -> SessionResult:
+    async def send(self, prompt: str | None = None, *, outcome: Outcome | None = None) -> SessionResult:
         """Send `prompt` and run the loop to a terminal. On a session attached with `session_id=`, the first
-        call first finishes what the host waits on (unanswered tool calls, a turn still running)."""
+        call first finishes what the host waits on (unanswered tool calls, a turn still running). With `outcome`
+        the host works and revises until its grader is done (`result.outcome_evaluations`)."""
+        if outcome is not None:
+            return await self._send_outcome(prompt, outcome)
         async with self._lock:
             conn = self.connection
             with _telemetry.span("loophost.run", {"loophost.provider": self.provider.name}) as span:
@@ -230,6 +236,19 @@ class Session:
                 else:
                     first = TurnInput(text=prompt if prompt is not None else "Begin.")
                     result = await self._drive(first)
+                span.set_attribute("loophost.terminal", result.terminal)
+                return result
+
+    async def _send_outcome(self, prompt: str | None, outcome: Outcome) -> SessionResult:
+        if not getattr(self.provider, "supports_outcomes", False):
+            raise ClientError(f"the {self.provider.name!r} provider has no outcomes (user.define_outcome)")
+        async with self._lock:
+            conn = self.connection
+            with _telemetry.span("loophost.run", {"loophost.provider": self.provider.name}) as span:
+                span.set_attribute("loophost.session_id", conn.session_id)
+                if conn.resumed and not self._seen:
+                    await self._reattach(None)  # finish what the host waits on first
+                result = await self._drive(TurnInput(text=prompt, outcome=outcome))
                 span.set_attribute("loophost.terminal", result.terminal)
                 return result
 

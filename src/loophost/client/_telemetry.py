@@ -1,4 +1,4 @@
-"""OpenTelemetry spans for the run, each turn and each tool call.
+"""OpenTelemetry spans for the run, each turn and each tool call, and the trace context on every HTTP call.
 
 Only `opentelemetry-api` is used: without an SDK configured by the application every span is a no-op, and
 then not even the API's context switching is paid for (checked per span, so an SDK configured later is used
@@ -7,11 +7,12 @@ from then on). The API is imported on the first span, so `import loophost` stays
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-__all__ = ("span",)
+__all__ = ("propagate_context", "span")
 
 _trace: Any = None
 _tracer: Any = None
@@ -57,3 +58,14 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractCont
     if tracer is None:
         return _NO_SPAN
     return tracer.start_as_current_span(name, attributes=dict(attributes or {}))
+
+
+async def propagate_context(request: Any) -> None:
+    """An httpx2 request hook: the current trace context as `traceparent` (and `tracestate`), so the server's
+    request span and the turn it starts join the caller's trace. Free while OpenTelemetry is not imported."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None or not trace.get_current_span().get_span_context().is_valid:
+        return
+    from opentelemetry.propagate import inject
+
+    inject(request.headers)

@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx2
 
+from ._telemetry import propagate_context
 from ._worker_http import NO_HEARTBEAT, WorkerHttp, WorkerHttpError, sessions_token
 from ._worker_tools import WorkerTools
 
@@ -107,9 +108,10 @@ class Worker:
                 base_url=self.base_url,
                 headers={"anthropic-version": "2023-06-01", "user-agent": "loophost-worker"},
                 timeout=httpx2.Timeout(30.0),
+                event_hooks={"request": [propagate_context]},  # the worker's trace context, on every call
             )
         if self._tools is None:
-            self._tools = WorkerTools(self.workdir, unsafe_no_sandbox=self._unsafe)
+            self._tools = WorkerTools(self.workdir, self._http, unsafe_no_sandbox=self._unsafe)
             if self._tools.refusal is not None:
                 self._progress("no working sandbox (bubblewrap): built-in tool calls will be refused")
         return self
@@ -295,6 +297,7 @@ class _Session:
         session = await self._http.call("GET", f"/v1/sessions/{self._id}", self._credential)
         if session.get("status") == "terminated":
             return
+        self._tools.serve(session, self._credential)  # its memory stores and skills, mounted for its tools
         backoff = 0.5
         async with asyncio.TaskGroup() as calls:
             self._calls = calls

@@ -80,6 +80,17 @@ class WorkerHttp:
             raise WorkerHttpError(response.status_code, f"{method} {path}: {response.status_code} {message}", answer)
         return response.json() if response.content else None
 
+    async def download(self, path: str, credential: str) -> bytes:
+        """The raw bytes a GET answers (a skill's archive)."""
+        headers = {"authorization": f"Bearer {credential}", "accept": "application/binary"}
+        try:
+            response = await self._client.get(path, headers=headers)
+        except httpx2.TransportError as exc:
+            raise WorkerHttpError(None, f"GET {path}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise WorkerHttpError(response.status_code, f"GET {path}: {response.status_code}")
+        return response.content
+
     @asynccontextmanager
     async def stream(self, session_id: str, credential: str) -> AsyncIterator[AsyncIterator[Mapping[str, Any]]]:
         """Open the session's live stream (the request is answered when this enters), and iterate its events

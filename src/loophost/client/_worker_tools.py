@@ -3,7 +3,8 @@ worker's `workdir`, on the worker's own machine and network.
 
 The toolset was written for the runtime, which knows sessions, environments and files; the worker knows only
 what its host tells it. `LocalToolHost` answers the toolset's questions for the worker: a session has no mounted
-files and no vault secrets, its network is the machine's own, and its output files stay on the machine.
+files and no vault secrets, its network is the machine's own, and its output files stay on the machine; its memory
+stores and skills come from the host's API with the item's sessions token (`_worker_resources.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 from .. import wire
 from ..runtime import ToolContext, ToolOutput
 from ..runtime.toolset import Toolset
+from ._worker_http import WorkerHttp
+from ._worker_resources import HttpMemory, HttpSkills, ServedSessions
 
 WORKER_TOOLS = ("bash", "read", "write", "edit", "glob", "grep")
 
@@ -34,10 +37,16 @@ class _NoVaults:
 class LocalToolHost:
     """What the toolset asks of a runtime, answered for a worker (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, http: WorkerHttp) -> None:
         self.vaults = _NoVaults()
+        self.sessions = ServedSessions()
+        self.memory = HttpMemory(http, self.sessions)
+        self.skills = HttpSkills(http, self.sessions)
 
     async def get_session(self, workspace: str, session_id: str) -> wire.Session:
+        served = self.sessions.get(session_id)
+        if served is not None:  # its memory stores and skills are mounted; its files are not
+            return served.session
         agent: dict[str, Any] = {"tools": [], "mcp_servers": []}
         session: dict[str, Any] = {"id": session_id, "resources": [], "vault_ids": []}
         return wire.Session.model_construct(**session, agent=wire.SessionAgent.model_construct(**agent))
@@ -62,9 +71,17 @@ class LocalToolHost:
 class WorkerTools:
     """The six tools a worker runs, per session; refuses them all when there is no sandbox, unless told not to."""
 
-    def __init__(self, workdir: Path, *, unsafe_no_sandbox: bool = False, use_bwrap: bool | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        http: WorkerHttp,
+        *,
+        unsafe_no_sandbox: bool = False,
+        use_bwrap: bool | None = None,
+    ) -> None:
         self.toolset = Toolset(workdir, use_bwrap=use_bwrap, unsafe_no_sandbox=unsafe_no_sandbox)
-        self.toolset.bind(LocalToolHost())
+        self.host = LocalToolHost(http)
+        self.toolset.bind(self.host)
         self._tools = self.toolset.tools()
         self.refusal = None if self.toolset.sandboxed or unsafe_no_sandbox else NO_SANDBOX
 
@@ -89,8 +106,13 @@ class WorkerTools:
         except Exception as exc:  # a tool that raises is an error result, never a dead worker
             return ToolOutput(f"{type(exc).__name__}: {exc}", is_error=True)
 
+    def serve(self, session: Mapping[str, Any], credential: str) -> None:
+        """Mount `session`'s memory stores and skills (fetched with `credential`) when its tools first run."""
+        self.host.sessions.add(session, credential)
+
     async def close_session(self, session_id: str) -> None:
         await self.toolset.close_session(session_id)
+        self.host.sessions.drop(session_id)
 
     async def close(self) -> None:
         await self.toolset.close()

@@ -10,6 +10,8 @@ from ._core import RuntimeCore
 from ._cursors import check_limit, decode, encode, integer, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
+from ._multiagent import repin, resolve_multiagent
+from ._webhook_events import outbox_event
 from .store import AgentRow, ListQuery
 
 
@@ -28,10 +30,16 @@ class AgentsMixin(RuntimeCore):
             config = wire.resolve_agent_create(params)
         except ValueError as exc:
             raise InvalidRequest(str(exc), code="invalid_agent") from exc
+        agent_id = new_id("agent")
+        if params.multiagent is not None:
+            multiagent = await resolve_multiagent(
+                self.store, workspace, params.multiagent, stored=None, agent_id=agent_id, version=1
+            )
+            config = config.model_copy(update={"multiagent": multiagent})
         agent = wire.Agent.model_validate(
             {
                 **config.model_dump(),
-                "id": new_id("agent"),
+                "id": agent_id,
                 "version": 1,
                 "created_at": ts,
                 "updated_at": ts,
@@ -39,7 +47,8 @@ class AgentsMixin(RuntimeCore):
             }
         )
         await self.store.insert_agent(
-            AgentRow(workspace, agent.id, 1, rfc3339(ts), None, agent.model_dump_json(by_alias=True))
+            AgentRow(workspace, agent.id, 1, rfc3339(ts), None, agent.model_dump_json(by_alias=True)),
+            webhooks=[outbox_event("agent.created", agent.id, workspace, at=rfc3339(ts))],
         )
         return agent
 
@@ -66,8 +75,21 @@ class AgentsMixin(RuntimeCore):
             config = wire.apply_agent_update(current, params)
         except ValueError as exc:
             raise InvalidRequest(str(exc), code="invalid_agent") from exc
+        if "multiagent" in params.model_fields_set:
+            multiagent = None
+            if params.multiagent is not None:
+                multiagent = await resolve_multiagent(
+                    self.store,
+                    workspace,
+                    params.multiagent,
+                    stored=current.multiagent,
+                    agent_id=agent_id,
+                    version=current.version,
+                )
+            config = config.model_copy(update={"multiagent": multiagent})
         if config == current.config():
             return current  # a no-op update creates no version
+        config = config.model_copy(update={"multiagent": repin(config.multiagent, agent_id, current.version + 1)})
         updated = current.with_config(config, version=current.version + 1, updated_at=now())
         await self.store.add_agent_version(
             AgentRow(
@@ -77,7 +99,8 @@ class AgentsMixin(RuntimeCore):
                 rfc3339(current.created_at),
                 None,
                 updated.model_dump_json(by_alias=True),
-            )
+            ),
+            webhooks=[outbox_event("agent.updated", agent_id, workspace)],
         )
         return updated
 
@@ -124,5 +147,8 @@ class AgentsMixin(RuntimeCore):
         agent = await self.get_agent(workspace, agent_id)
         if agent.archived_at is not None:
             raise Conflict(f"agent {agent_id!r} is already archived", code="archived")
-        await self.store.archive_agent(workspace, agent_id, rfc3339(now()))
+        at = rfc3339(now())
+        await self.store.archive_agent(
+            workspace, agent_id, at, webhooks=[outbox_event("agent.archived", agent_id, workspace, at=at)]
+        )
         return await self.get_agent(workspace, agent_id)

@@ -36,6 +36,9 @@ class RuntimeConfig:
     is queued again and the tool calls it held are answered as interrupted). A heartbeat may ask for 10-600 s."""
     work_reclaim_ms: int = 5000
     """A polled item that is not acknowledged for this long is handed out again (a poll may say otherwise)."""
+    webhooks_allow_private: bool = False
+    """Send webhooks to private, loopback and link-local addresses, and over plain http (`loophost serve
+    --webhooks-allow-private`); off, such URLs are refused (SSRF)."""
     lease_ttl: float = 15.0
     """Seconds a node's lease on an active session lasts without renewal (several nodes on PostgreSQL): how long a
     dead node's sessions wait before another node resumes them. `Runtime.from_url` hands it to the store."""

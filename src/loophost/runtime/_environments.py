@@ -10,6 +10,7 @@ from ._core import RuntimeCore
 from ._cursors import check_limit, decode, encode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
+from ._webhook_events import outbox_event
 from .store import EnvironmentRow, ListQuery
 
 
@@ -49,7 +50,9 @@ class EnvironmentsMixin(RuntimeCore):
                 "archived_at": None,
             }
         )
-        await self.store.insert_environment(_row(workspace, env))
+        await self.store.insert_environment(
+            _row(workspace, env), webhooks=[outbox_event("environment.created", env.id, workspace)]
+        )
         return env
 
     async def get_environment(self, workspace: str, env_id: str) -> wire.Environment:
@@ -74,7 +77,9 @@ class EnvironmentsMixin(RuntimeCore):
         updated = wire.Environment.model_validate(
             {**candidate.model_dump(mode="json", by_alias=True), "updated_at": rfc3339(now())}
         )
-        await self.store.update_environment(_row(workspace, updated))
+        await self.store.update_environment(
+            _row(workspace, updated), webhooks=[outbox_event("environment.updated", env_id, workspace)]
+        )
         return updated
 
     async def list_environments(
@@ -110,10 +115,13 @@ class EnvironmentsMixin(RuntimeCore):
         archived = wire.Environment.model_validate(
             {**current.model_dump(mode="json", by_alias=True), "archived_at": ts, "updated_at": ts}
         )
-        await self.store.update_environment(_row(workspace, archived))
+        await self.store.update_environment(
+            _row(workspace, archived), webhooks=[outbox_event("environment.archived", env_id, workspace, at=ts)]
+        )
         return archived
 
     async def delete_environment(self, workspace: str, env_id: str) -> wire.Deleted:
-        if not await self.store.delete_environment(workspace, env_id):
+        deleted = [outbox_event("environment.deleted", env_id, workspace)]
+        if not await self.store.delete_environment(workspace, env_id, webhooks=deleted):
             raise NotFound(f"environment {env_id!r} not found", resource="environment")
         return wire.Deleted(id=env_id, type="environment_deleted")

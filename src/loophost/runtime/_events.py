@@ -8,13 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import wire
+from . import _telemetry
+from ._budgets import budget_paused
 from ._bus import StreamItem
 from ._clock import now
 from ._cursors import check_limit, decode, encode, integer
 from ._errors import Conflict, CursorOutOfRange, InvalidRequest, NotFound
+from ._outcomes import define_outcomes, resolve_rubrics
 from ._sessions import SessionsMixin
 from ._state import PendingAction, SessionInternal, start_next_turn
 from ._stream import LogStream, open_log_stream
+from ._threads import forward_to_threads, primary_thread_id
 from ._writer import INPUT_TYPES, Change, LoadedSession
 from .store import EventQuery, IdempotencyRecord, NewEvent, StoredEvent
 
@@ -63,12 +67,17 @@ class EventsMixin(SessionsMixin):
         idempotency_key: str | None,
     ) -> list[wire.SessionEvent]:
         _check_system_messages(events)
+        outcome = any(e.type == "user.define_outcome" for e in events)
+        if outcome:  # a file rubric is read once, now (`_outcomes.py`)
+            events = await resolve_rubrics(self.store, workspace, events)
         async with self.writer.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
             if loaded.row.archived_at is not None:
                 raise Conflict(f"session {session_id!r} is archived; it accepts no events", code="archived")
             if loaded.status == "terminated":
                 raise Conflict(f"session {session_id!r} is terminated; it accepts no events", code="terminated")
+            if loaded.internal.budget is not None and budget_paused(loaded.internal):
+                _check_settle_only(events)
             before = loaded.internal
             internal = before.model_copy(
                 update={
@@ -86,6 +95,7 @@ class EventsMixin(SessionsMixin):
             for param in events:
                 previous = echoes[-1] if echoes else None
                 echoes.append(self._accept(loaded, internal, param, self_hosted=self_hosted, previous=previous))
+            document = define_outcomes(loaded.session, internal, echoes) if outcome else None
             status: wire.SessionStatus | None = None
             taken: list[str] = []
             announce: list[wire.SessionEvent] = []
@@ -113,6 +123,8 @@ class EventsMixin(SessionsMixin):
                         }
                     )
                 )
+            if status == "running":  # this request's trace parents the turn it runs, and is linked by later runs
+                internal.trace = _telemetry.hand_off(session_id) or internal.trace
             stored_events: list[NewEvent] = [self.new_event(e) for e in [*echoes, *announce]]
             idempotency = None
             if idempotency_key is not None:
@@ -120,7 +132,14 @@ class EventsMixin(SessionsMixin):
                 idempotency = IdempotencyRecord(idempotency_key, response)
             try:
                 await self.commit(
-                    loaded, Change(events=stored_events, status=status, internal=internal, idempotency=idempotency)
+                    loaded,
+                    Change(
+                        events=stored_events,
+                        status=status,
+                        internal=internal,
+                        idempotency=idempotency,
+                        document=document,
+                    ),
                 )
             except Conflict as exc:
                 if exc.code != "idempotent_replay" or idempotency_key is None:
@@ -128,6 +147,8 @@ class EventsMixin(SessionsMixin):
                 cached = await self.store.get_idempotency(session_id, idempotency_key)
                 assert cached is not None
                 return [wire.parse_event(e) for e in json.loads(cached)]
+        if internal.threads:  # a coordinator: answers of cross-posted calls and interrupts go to the threads
+            await forward_to_threads(self, workspace, loaded.id, internal, events, echoes)
         return echoes
 
     def _accept(
@@ -158,7 +179,12 @@ class EventsMixin(SessionsMixin):
             internal.queue.append(event.id)
             return event
         if kind == "user.interrupt":
-            busy = loaded.status != "idle" or bool(internal.pending)
+            thread = param.session_thread_id
+            if thread is not None and thread != primary_thread_id(loaded.id):  # one child thread (forwarded)
+                if not any(t.id == thread for t in internal.threads or []):
+                    raise NotFound(f"thread {thread!r} not found in session {loaded.id!r}", resource="thread")
+                return self.echo_event(param, processed_at=ts)
+            busy = loaded.status != "idle" or bool(internal.pending) or budget_paused(internal)
             internal.interrupt_requested = internal.interrupt_requested or busy
             return self.echo_event(param, processed_at=ts)
         if kind == "user.tool_result" and not self_hosted:
@@ -196,17 +222,20 @@ class EventsMixin(SessionsMixin):
                 code="unknown_tool_use_id",
                 pending_event_ids=open_ids,
             )
+        if getattr(param, "session_thread_id", None) is not None:  # older clients send it: routed by id instead
+            param = type(param).model_validate(param.model_dump(exclude={"session_thread_id"}, exclude_unset=True))
+        routed = {"session_thread_id": pending.thread} if pending.thread_event is not None else {}
         answer = param.model_dump(mode="json", by_alias=True, exclude_unset=True)
         answer.pop("type", None)
         if pending.answer is not None:
             if pending.answer == answer:  # the same answer again (a retry): applied once
-                return self.echo_event(param, processed_at=ts)
+                return self.echo_event(param, processed_at=ts, **routed)
             raise InvalidRequest(
                 f"{target_field} {target!r} was already answered; pending: {open_ids or 'none'}",
                 code="already_answered",
                 pending_event_ids=open_ids,
             )
-        event = self.echo_event(param, processed_at=ts)
+        event = self.echo_event(param, processed_at=ts, **routed)
         pending.answer = answer
         pending.answer_event = event.id
         return event
@@ -349,8 +378,19 @@ def _status_running(event_id: str) -> wire.SessionEvent:
 
 
 def _open_ids(internal: SessionInternal) -> list[str]:
-    """Pending tool-use event ids not answered yet, in the order they were announced."""
-    return [event_id for event_id, pending in internal.pending.items() if pending.answer is None]
+    """Pending tool-use event ids not answered yet, in the order they were announced (a coordinator's
+    delegations wait on their threads, not on the client: not counted)."""
+    return [k for k, pending in internal.pending.items() if pending.answer is None and pending.kind != "thread"]
+
+
+def _check_settle_only(events: Sequence[Any]) -> None:
+    refused = sorted({e.type for e in events if e.type not in wire.SETTLE_EVENT_TYPES})
+    if refused:
+        raise InvalidRequest(
+            f"the session is paused at its budget and accepts only tool answers and interrupts, not {refused}; "
+            "raise or remove the budget to go on",
+            code="budget_reached",
+        )
 
 
 def _check_system_messages(events: Sequence[Any]) -> None:

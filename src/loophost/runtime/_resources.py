@@ -1,4 +1,5 @@
-"""Session resources (spec §4.1-4.2): files and repositories mounted into a session's container.
+"""Session resources (spec §4.1-4.2): files and repositories mounted into a session's container, and memory stores
+(attached at creation only; `_memory_mounts.py`).
 
 Where they live: the session document's `resources` list is the truth for what a session has (so
 `sessions.retrieve` and `resources.list` always agree), and every change of it goes through the session commit
@@ -23,6 +24,7 @@ from ._core import RuntimeCore
 from ._cursors import check_limit, decode, encode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
+from ._memory_mounts import prepare_memory_stores
 from ._writer import Change
 from .store import Store
 from .store._records import SessionResourceRow
@@ -34,7 +36,7 @@ MAX_RESOURCES = 1000
 
 Resource = wire.FileResource | wire.GitHubRepositoryResource | wire.MemoryStoreResource
 AttachedResource = wire.FileResource | wire.GitHubRepositoryResource
-"""What loophost attaches (memory stores are refused), so what add and update return."""
+"""What `resources.add` attaches (memory stores attach at session creation only), so what add and update return."""
 ResourceParams = wire.FileResourceParams | wire.GitHubRepositoryResourceParams | wire.MemoryStoreResourceParams
 
 _REPO_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -45,7 +47,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 class PreparedResource:
     """A validated resource about to be attached: its wire object and the store row carrying its secret."""
 
-    resource: AttachedResource
+    resource: Resource
     row: SessionResourceRow
 
 
@@ -81,20 +83,21 @@ async def prepare_resources(
     *,
     existing: Sequence[Resource] = (),
 ) -> list[PreparedResource]:
-    """Validate resources to attach to a session; nothing is written. Files must exist in the workspace (404);
-    memory stores are not supported (400); mount paths must be distinct within the session (400)."""
+    """Validate resources to attach to a session; nothing is written. Files and memory stores must exist in the
+    workspace (404; an archived store is a 409); mount paths must be distinct within the session (400)."""
     if len(existing) + len(params) > MAX_RESOURCES:
         raise InvalidRequest(f"a session holds at most {MAX_RESOURCES} resources", code="too_many_resources")
     taken = {_mount_key(r.mount_path) for r in existing if r.mount_path}
     stamp = rfc3339(ts)
     prepared: list[PreparedResource] = []
+    memory_params = [p for p in params if isinstance(p, wire.MemoryStoreResourceParams)]
+    for memory in await prepare_memory_stores(store, workspace, memory_params, ts, taken):
+        prepared.append(PreparedResource(memory, _resource_row(session_id, memory, stamp, None)))
     for param in params:
         resource: AttachedResource
         secret: str | None = None
         if isinstance(param, wire.MemoryStoreResourceParams):
-            raise InvalidRequest(
-                "memory_store resources are not supported by loophost", code="memory_store_unsupported"
-            )
+            continue
         if isinstance(param, wire.FileResourceParams):
             row = await store.get_file(workspace, param.file_id)
             if row is None:
@@ -126,20 +129,19 @@ async def prepare_resources(
                 code="duplicate_mount_path",
             )
         taken.add(key)
-        prepared.append(
-            PreparedResource(
-                resource,
-                SessionResourceRow(
-                    session_id=session_id,
-                    id=resource.id,
-                    type=resource.type,
-                    created_at=stamp,
-                    body=resource.model_dump_json(by_alias=True),
-                    secret=secret,
-                ),
-            )
-        )
+        prepared.append(PreparedResource(resource, _resource_row(session_id, resource, stamp, secret)))
     return prepared
+
+
+def _resource_row(session_id: str, resource: Resource, stamp: str, secret: str | None) -> SessionResourceRow:
+    return SessionResourceRow(
+        session_id=session_id,
+        id=resource.id or "",
+        type=resource.type,
+        created_at=stamp,
+        body=resource.model_dump_json(by_alias=True),
+        secret=secret,
+    )
 
 
 def _position(resource: Resource) -> tuple[str, str]:
@@ -151,6 +153,10 @@ class ResourcesMixin(RuntimeCore):
     """The `sessions.resources.*` calls; every change updates the session document under the session's lock."""
 
     async def add_session_resource(self, workspace: str, session_id: str, params: ResourceParams) -> AttachedResource:
+        if isinstance(params, wire.MemoryStoreResourceParams):
+            raise InvalidRequest(
+                "memory stores are attached when a session is created, not added later", code="memory_store_at_create"
+            )
         async with self.writer.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
             current = loaded.session
@@ -159,6 +165,7 @@ class ResourcesMixin(RuntimeCore):
             (prepared,) = await prepare_resources(
                 self.store, workspace, session_id, [params], ts, existing=current.resources
             )
+            assert not isinstance(prepared.resource, wire.MemoryStoreResource)
             await self.store.put_session_resource(prepared.row)
             resources = [*current.resources, prepared.resource]
             updated = current.model_copy(update={"resources": resources, "updated_at": ts})

@@ -13,15 +13,23 @@ from typing import TYPE_CHECKING
 from .. import wire
 from ._agents import AgentsMixin
 from ._core import RuntimeConfig
+from ._deployment_runs import DeploymentScheduler
+from ._deployments import Deployments
 from ._environments import EnvironmentsMixin
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._events import EventsMixin
 from ._files import FilesMixin
+from ._memory import MemoryStores
 from ._relay import NoticeRelay
 from ._resources import ResourcesMixin
+from ._skills import Skills
+from ._threads import ThreadsMixin
 from ._vault_keys import VaultKeyRing
 from ._vaults import Vaults
+from ._webhook_delivery import WebhookDeliverer
+from ._webhooks import Webhooks
 from ._work import WorkQueue
+from ._writer import Change, LoadedSession
 from .engine import AgentLoopConfig, BuiltinTool, SessionWorkers
 from .store import SQLiteStore, Store, open_store
 
@@ -30,7 +38,7 @@ if TYPE_CHECKING:
     from .toolset import Toolset
 
 
-class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, FilesMixin):
+class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, FilesMixin, ThreadsMixin):
     """The managed-agent runtime as a library. Open it, use it, close it (or `async with`).
 
     Every call is scoped by a workspace: ids of another workspace are not found.
@@ -53,6 +61,28 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         key_file = self.config.vault_key_file
         keys = VaultKeyRing.load(configured=self.config.vault_key, key_file=Path(key_file) if key_file else None)
         self.vaults = Vaults(store, self.config, keys)
+        self.webhooks = Webhooks(
+            store,
+            keys,
+            allow_private=self.config.webhooks_allow_private,
+            default_page_size=self.config.default_page_size,
+        )
+        """Webhook endpoints (`_webhooks.py`); `webhook_delivery` sends the outbox (`_webhook_delivery.py`)."""
+        self.webhook_delivery = WebhookDeliverer(store, self.webhooks)
+        self.webhooks.on_change = self.webhook_delivery.wake
+        self.writer.webhook_audience = self.webhooks.may_hear
+        self.writer.on_outbox = self.webhook_delivery.wake
+        self.deployments = Deployments(
+            store, start_session=self._deployment_session, default_page_size=self.config.default_page_size
+        )
+        """Deployments and their runs (`_deployments.py`); `deployment_scheduler` fires schedules."""
+        self.deployment_scheduler = DeploymentScheduler(store, self.deployments)
+        self.deployments.on_change = self.deployment_scheduler.wake
+        self.deployments.read_session = self._session_or_none
+        self.memory = MemoryStores(store, self.config)
+        """Memory stores, memories and their versions (`_memory.py`)."""
+        self.skills = Skills(store, self.config)
+        """Skills and their versions (`_skills.py`)."""
         store.add_commit_listener(self.bus.publish)
         self.relay: NoticeRelay | None = None
         self.toolset = toolset
@@ -72,6 +102,7 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         )
         self.work = WorkQueue(store, self.config, self)
         """The work queues of self-hosted environments, and their keys (`_work.py`)."""
+        self.workers.on_settled = self._settled
         if store.cluster is not None:  # several nodes may share the database: hear what the others write
             self.relay = NoticeRelay(store.cluster, store, self.bus, self.workers.wake)
             store.add_commit_listener(self.relay.published)
@@ -109,16 +140,21 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         if not self._opened:
             await self.store.open()
             self._opened = True
+            await self.webhooks.open()
             if self.relay is not None:
                 await self.relay.start()
             await self.workers.recover()
             self.work.open()
+            self.webhook_delivery.start()
+            self.deployment_scheduler.start()
         return self
 
     async def close(self) -> None:
         """Stop the workers (running sessions stay resumable from their checkpoints), then the store."""
         if self._opened:
             self._opened = False
+            await self.deployment_scheduler.close()
+            await self.webhook_delivery.close()
             await self.work.close()
             await self.workers.close()  # with a cluster, their leases are released: other nodes may go on at once
             if self.relay is not None:
@@ -147,6 +183,22 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         if loaded.internal.self_hosted:  # new input reached the session: a worker may be needed again
             await self.work.enqueue(workspace, loaded.row.environment_id, session_id, dict(loaded.session.metadata))
         return echoes
+
+    async def _settled(self, loaded: LoadedSession) -> None:
+        """A session's worker has nothing left to do (idle, or parked)."""
+        if self.toolset is not None:  # what background processes wrote to memory mounts since the last call
+            await self.toolset.sync_memory_quietly(loaded.id)
+        await self._worker_needed(loaded)
+
+    async def _worker_needed(self, loaded: LoadedSession) -> None:
+        """A self-hosted session parked on worker calls gets a work item if it has none. Session creation and new
+        input queue one after their commit; a process that died between that commit and the enqueue left the
+        session without one, and its resumed turn parks here."""
+        if not loaded.internal.self_hosted or loaded.status == "terminated":
+            return
+        if any(p.kind == "tool_result" and p.answer is None for p in loaded.internal.pending.values()):
+            metadata = dict(loaded.session.metadata)
+            await self.work.enqueue(loaded.row.workspace, loaded.row.environment_id, loaded.id, metadata)
 
     async def open_worker_calls(self, workspace: str, session_id: str) -> list[str]:
         try:
@@ -179,6 +231,24 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
                 await super().send_events(workspace, session_id, [result])
             except (InvalidRequest, Conflict):
                 continue  # answered meanwhile (the worker's own result arrived), or the session ended
+
+    async def _deployment_session(
+        self, workspace: str, params: wire.SessionCreateParams, deployment_id: str
+    ) -> wire.Session:
+        """A deployment run's session: started as any other, then marked with the deployment's id."""
+        session = await self.start_session(workspace, params)
+
+        def mark(loaded: LoadedSession) -> Change:
+            return Change(document=loaded.document.model_copy(update={"deployment_id": deployment_id}))
+
+        await self.writer.apply(session.id, mark)
+        return session.model_copy(update={"deployment_id": deployment_id})
+
+    async def _session_or_none(self, workspace: str, session_id: str) -> wire.Session | None:
+        try:
+            return await self.get_session(workspace, session_id)
+        except NotFound:
+            return None
 
     async def on_session_archived(self, session_id: str) -> None:
         await self.workers.mcp.close_session(session_id)

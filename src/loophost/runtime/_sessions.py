@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import wire
+from . import _telemetry
+from ._budgets import budget_paused, check_budget_update, check_budgetable, list_cost
 from ._clock import now, rfc3339
 from ._core import RuntimeCore
 from ._cursors import check_limit, decode, encode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
+from ._memory_mounts import memory_resources
+from ._multiagent import session_multiagent
+from ._outcomes import define_outcomes, resolve_rubrics
 from ._resources import prepare_resources
-from ._state import SessionInternal, start_next_turn
+from ._state import BudgetState, SessionInternal, start_next_turn
 from ._writer import Change, overlay
 from .store import ListQuery, SessionRow, StoredEvent
 
@@ -48,16 +53,22 @@ class SessionsMixin(RuntimeCore):
             )
         if row.archived_at is not None:
             raise Conflict(f"agent {ref.id!r} is archived; new sessions cannot use it", code="archived")
-        snapshot = wire.SessionAgent.from_agent(wire.Agent.model_validate_json(row.body))
+        agent = wire.Agent.model_validate_json(row.body)
+        snapshot = wire.SessionAgent.from_agent(agent)
         if isinstance(ref, wire.AgentWithOverridesParams):
             try:
                 snapshot = wire.apply_agent_overrides(snapshot, ref)
             except ValueError as exc:
                 raise InvalidRequest(str(exc), code="invalid_overrides") from exc
+        if agent.multiagent is not None:
+            roster = await session_multiagent(self.store, workspace, agent, snapshot)
+            snapshot = snapshot.model_copy(update={"multiagent": roster})
         return snapshot, row.version
 
     async def start_session(self, workspace: str, params: wire.SessionCreateParams) -> wire.Session:
         snapshot, version = await self._snapshot(workspace, params.agent)
+        if params.budget is not None:
+            await check_budgetable(snapshot)
         env_row = await self.store.get_environment(workspace, params.environment_id)
         if env_row is None:
             raise NotFound(f"environment {params.environment_id!r} not found", resource="environment")
@@ -97,15 +108,22 @@ class SessionsMixin(RuntimeCore):
         )
         config_type = json.loads(env_row.body).get("config", {}).get("type")
         internal = SessionInternal(self_hosted=config_type == "self_hosted")  # its tools run on workers
+        if params.budget is not None:
+            internal.budget = BudgetState()
         echoes = []
-        for param in params.initial_events or []:
+        initial_events = params.initial_events or []
+        if any(e.type == "user.define_outcome" for e in initial_events):
+            initial_events = await resolve_rubrics(self.store, workspace, initial_events)
+        for param in initial_events:
             event = self.echo_event(param, processed_at=None)
             internal.queue.append(event.id)
             echoes.append(event)
+        session = define_outcomes(session, internal, echoes) or session
         status: wire.SessionStatus = "idle"
         started = start_next_turn(internal)
         if started is not None:  # the first input starts a turn at once: the session is created running
             internal, status = started.internal, "running"
+            internal.trace = _telemetry.hand_off(session_id)
             echoes = [e.model_copy(update={"processed_at": started.at}) if e.id in started.taken else e for e in echoes]
             echoes += started.events
         initial = [self.new_event(e) for e in echoes]
@@ -127,6 +145,9 @@ class SessionsMixin(RuntimeCore):
         )
         for prepared in attached:  # before the document that shows them (see _resources.py)
             await self.store.put_session_resource(prepared.row)
+        memory_store_ids = [r.memory_store_id for r in memory_resources(session)]
+        if memory_store_ids:  # for `list_sessions(memory_store_id=)`; an orphan row (crash) matches no session
+            await self.store.memory.attach_memory_stores(workspace, session_id, memory_store_ids)
         await self.writer.insert(row, initial)
         return session.model_copy(update={"status": status})
 
@@ -139,7 +160,12 @@ class SessionsMixin(RuntimeCore):
         return wire.parse_event(data)
 
     async def get_session(self, workspace: str, session_id: str) -> wire.Session:
-        return (await self.read_session(workspace, session_id)).session
+        loaded = await self.read_session(workspace, session_id)
+        session = loaded.session
+        if loaded.internal.budget is not None:  # the list cost is tracked only under a budget
+            usage = session.usage.model_copy(update={"list_cost": list_cost(loaded.internal.budget.spent)})
+            session = session.model_copy(update={"usage": usage})
+        return session
 
     async def list_sessions(
         self,
@@ -156,6 +182,7 @@ class SessionsMixin(RuntimeCore):
         created_at_gte: str | None = None,
         created_at_lt: str | None = None,
         created_at_lte: str | None = None,
+        memory_store_id: str | None = None,
     ) -> wire.BidirectionalPage[wire.Session]:
         if order not in ("asc", "desc"):
             raise InvalidRequest("order must be 'asc' or 'desc'", code="invalid_order")
@@ -174,7 +201,12 @@ class SessionsMixin(RuntimeCore):
                 created_gte=created_at_gte,
                 created_lt=created_at_lt,
                 created_lte=created_at_lte,
-                filters={"agent_id": agent_id, "agent_version": agent_version, "statuses": statuses or None},
+                filters={
+                    "agent_id": agent_id,
+                    "agent_version": agent_version,
+                    "statuses": statuses or None,
+                    "memory_store_id": memory_store_id,
+                },
             ),
         )
         more = len(rows) > size
@@ -230,7 +262,10 @@ class SessionsMixin(RuntimeCore):
                     changes["agent"] = agent
                     announce["agent"] = agent.model_dump(mode="json", by_alias=True)
             if "budget" in fields:
-                self._check_budget_update(current, params)
+                spent = loaded.internal.budget.spent if loaded.internal.budget is not None else None
+                check_budget_update(current, params.budget, spent)
+                if params.budget is not None:
+                    await check_budgetable(current.agent)
                 if params.budget != current.budget:
                     changes["budget"] = params.budget
                     announce["budget"] = params.budget.model_dump(mode="json") if params.budget else None
@@ -241,13 +276,25 @@ class SessionsMixin(RuntimeCore):
             event = wire.parse_event(
                 {"id": self.event_id(), "type": "session.updated", "processed_at": rfc3339(ts), **announce}
             )
-            await self.commit(loaded, Change(document=updated, events=[event]))
-            return updated
+            change = Change(document=updated, events=[event])
+            if "budget" in changes:
+                change = self._budget_changed(loaded.internal, params.budget, change)
+            await self.commit(loaded, change)
+            return updated.model_copy(update={"status": change.status}) if change.status else updated
 
-    @staticmethod
-    def _check_budget_update(current: wire.Session, params: wire.SessionUpdateParams) -> None:
-        if params.budget is not None and current.budget is None:
-            raise InvalidRequest("a budget can only be set when the session is created", code="budget_create_only")
+    def _budget_changed(self, internal: SessionInternal, budget: wire.Budget | None, change: Change) -> Change:
+        """A raised or removed budget resumes a session paused at it (it was checked to be above the spend)."""
+        state = internal.budget
+        if state is None:
+            return change
+        paused = budget_paused(internal)
+        internal = internal.model_copy(
+            update={"budget": state.model_copy(update={"paused": False}) if budget is not None else None}
+        )
+        if not paused:
+            return replace(change, internal=internal)
+        running = wire.parse_event({"id": self.event_id(), "type": "session.status_running", "processed_at": now()})
+        return replace(change, internal=internal, status="running", events=[*change.events, running])
 
     async def archive_session(self, workspace: str, session_id: str) -> wire.Session:
         async with self.writer.lock(session_id):
@@ -270,7 +317,22 @@ class SessionsMixin(RuntimeCore):
                 loaded, Change(document=updated, status="terminated", events=events, archived_at=rfc3339(ts))
             )
         await self.on_session_archived(session_id)
+        if loaded.internal.threads:
+            await self._end_threads(workspace, loaded.internal, delete=False)
         return updated
+
+    async def _end_threads(self, workspace: str, internal: SessionInternal, *, delete: bool) -> None:
+        """A coordinator's child threads (hidden sessions, `_threads.py`) follow it when it is archived or deleted."""
+        from ._threads import thread_workspace
+
+        for child in internal.threads or []:
+            try:
+                if delete:
+                    await self.delete_session(thread_workspace(workspace), child.id)
+                else:
+                    await self.archive_session(thread_workspace(workspace), child.id)
+            except (Conflict, NotFound):
+                pass  # archived already (a thread can be archived on its own), or gone
 
     async def delete_session(self, workspace: str, session_id: str) -> wire.Deleted:
         async with self.writer.lock(session_id):
@@ -289,6 +351,8 @@ class SessionsMixin(RuntimeCore):
             self.bus.close_session(session_id, final)
         self.locks.discard(session_id)
         await self.on_session_deleted(session_id)
+        if loaded.internal.threads:
+            await self._end_threads(workspace, loaded.internal, delete=True)
         return wire.Deleted(id=session_id, type="session_deleted")
 
     async def pause(self, workspace: str, session_id: str) -> SessionState:

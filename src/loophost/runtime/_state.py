@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from .. import wire
 from ._ids import new_id
 
-PendingKind = Literal["custom", "confirmation", "tool_result"]
+PendingKind = Literal["custom", "confirmation", "tool_result", "thread"]
 CallState = Literal["started", "done"]
 
 
@@ -33,6 +33,11 @@ class PendingAction(BaseModel):
     """A worker call (`tool_result`) whose policy asks: the worker runs it only once the user allowed it."""
     confirmation: dict[str, Any] | None = None
     """The `user.tool_confirmation` of an asking worker call (a denial is also its answer)."""
+    thread: str | None = None
+    """`thread`: the child thread a delegation waits on (answered by the child, not the client). On a `custom` or
+    `confirmation` action: the child thread whose call this is a cross-posted copy of (`engine/_threads.py`)."""
+    thread_event: str | None = None
+    """A cross-posted copy's original event id in its thread (the answer is forwarded there)."""
 
 
 class CallRecord(BaseModel):
@@ -64,6 +69,47 @@ class TurnState(BaseModel):
     """Model requests made in this turn, against the per-turn limit."""
 
 
+class ChildThread(BaseModel):
+    """A thread a coordinator delegated to: a hidden session of its own (`engine/_threads.py`)."""
+
+    id: str
+    agent_id: str
+    name: str
+
+
+class ParentLink(BaseModel):
+    """On a child thread: the coordinator session it answers, and the delegation its current message answers."""
+
+    session_id: str
+    workspace: str
+    agent_name: str
+    waiting: str | None = None
+    """The parent's pending delegation (its event id) the end of this thread's current turn answers."""
+
+
+class BudgetState(BaseModel):
+    spent: str = "0"
+    """List cost accrued so far in US cents, as an exact decimal ("Infinity" after an unpriced request)."""
+    paused: bool = False
+    """Idle with `budget_reached`: the turn is kept, and resumes when the budget is raised or removed."""
+
+
+class OutcomeState(BaseModel):
+    """Where the grader loop of a `user.define_outcome` stands (`_outcomes.py`, `engine/_grader.py`)."""
+
+    outcome_id: str
+    event_id: str
+    """The `user.define_outcome` event: its turn does the work, and its rubric is read back from it."""
+    max_iterations: int = 3
+    iteration: int = 0
+    revision_input: str | None = None
+    """The `span.outcome_evaluation_end` whose explanation is the input of the revision (or final) turn."""
+    grading_start: str | None = None
+    """The open `span.outcome_evaluation_start` while grading (the session stays running, with no turn)."""
+    final: bool = False
+    """max_iterations_reached: the revision turn is the last one; no grading after it."""
+
+
 class SessionInternal(BaseModel):
     """Runtime-owned session state that is not part of the wire object; committed with the session row."""
 
@@ -80,6 +126,17 @@ class SessionInternal(BaseModel):
     self_hosted: bool = False
     """The session's environment was `self_hosted` when it was created: its bash and file tools run on the
     environment's workers (`engine/_remote.py`, `runtime/_work.py`)."""
+    budget: BudgetState | None = None
+    """Set while the session has a budget (`_budgets.py`); None otherwise, so a plain session carries nothing."""
+    outcome: OutcomeState | None = None
+    """The outcome being worked toward and graded (`_outcomes.py`), until its terminal result."""
+    threads: list[ChildThread] | None = None
+    """A coordinator's child threads, in creation order (None: it never delegated)."""
+    parent: ParentLink | None = None
+    """Set on a child thread's hidden session."""
+    trace: str | None = None
+    """The W3C `traceparent` of the request that last made the session run (`_telemetry.py`): a turn run after a
+    crash or on another node links its span to that trace."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +158,7 @@ def start_next_turn(internal: SessionInternal) -> TurnStart | None:
     Every commit that can leave a session idle calls this, so a session is never idle with input it could
     process: `idle` means nothing is queued (unless the session is paused or waits for tool answers)."""
     if internal.paused or internal.pending or internal.turn is not None or internal.interrupt_requested:
-        return None
+        return None  # (a session paused at its budget keeps its turn, so it never starts another here)
     if not internal.queue:
         return None
     input_id, *rest = internal.queue

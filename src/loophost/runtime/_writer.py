@@ -34,9 +34,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from .. import wire
+from . import _metrics
 from ._clock import rfc3339
 from ._errors import LeaseLost, NotFound, PayloadTooLarge
 from ._state import SessionInternal
+from ._webhook_events import outbox_event, session_webhooks
 from .store import (
     CheckpointWrite,
     Fence,
@@ -44,6 +46,7 @@ from .store import (
     IdempotencyRecord,
     Lease,
     NewEvent,
+    OutboxEvent,
     SessionChange,
     SessionRow,
     Store,
@@ -133,6 +136,8 @@ def wants_worker(status: str, archived: bool, internal: SessionInternal) -> bool
     """Whether the session has work a worker must do (the store indexes this flag for recovery)."""
     if status == "terminated" or archived:
         return False
+    if internal.parent is not None and internal.parent.waiting is not None:
+        return True  # a child thread owes its coordinator an answer (`engine/_threads.py`)
     return status in ("running", "rescheduling") or internal.interrupt_requested
 
 
@@ -177,6 +182,11 @@ class SessionWriter:
         self._inputs: OrderedDict[str, str] = OrderedDict()
         self._holding: dict[str, _Holding] = {}
         self.waker: Waker | None = None
+        self.webhook_audience: Callable[[str], bool] = _everyone
+        """Whether a workspace may have a webhook endpoint to tell (`Webhooks.may_hear`): commits elsewhere build
+        no outbox events."""
+        self.on_outbox: Callable[[], None] = _nothing
+        """Called after a commit that wrote outbox events (the webhook deliverer's wake-up)."""
 
     def input_body(self, event_id: str) -> str | None:
         """The stored JSON of an input event this process committed (a turn reads its prompt from it once), or
@@ -317,7 +327,13 @@ class SessionWriter:
 
     async def insert(self, row: SessionRow, events: Sequence[NewEvent] = ()) -> list[StoredEvent]:
         """Store a new session with its first events; wake a worker if it was created with work to do."""
-        stored = await self.store.insert_session(row, events)
+        hooks: tuple[OutboxEvent, ...] = ()
+        if self.webhook_audience(row.workspace):
+            created = outbox_event("session.created", row.id, row.workspace, at=row.created_at)
+            hooks = (created, *session_webhooks(row.workspace, row.id, events))  # committed with the row
+        stored = await self.store.insert_session(row, events, webhooks=hooks)
+        if hooks:
+            self.on_outbox()
         self._remember_inputs(events)
         if row.wants_worker and self.waker is not None:
             self.waker(row.id, False)
@@ -330,12 +346,21 @@ class SessionWriter:
         events = [e if isinstance(e, NewEvent) else self.new_event(e) for e in change.events]
         internal = change.internal if change.internal is not None else loaded.internal
         stored_change = _stored_change(row, internal, change)
+        hooks: tuple[OutboxEvent, ...] = ()
+        if self.webhook_audience(row.workspace):
+            hooks = session_webhooks(row.workspace, row.id, events)
+            if change.archived_at is not None and row.archived_at is None:
+                hooks += (outbox_event("session.archived", row.id, row.workspace, at=change.archived_at),)
+        written = stored_change
+        if hooks:  # their outbox rows commit in this transaction (`_webhook_events.py`)
+            unchanged = SessionChange(wants_worker=row.wants_worker, updated_at=row.updated_at)
+            written = replace(stored_change or unchanged, webhooks=hooks)
         processed = (change.processed, rfc3339(change.processed_at or wire.utcnow())) if change.processed else None
         holding = self._held(row.id) if self.cluster is not None else None
         if holding is not None:
             write = holding.held.commit_session(
                 expected_revision=row.revision,
-                change=stored_change,
+                change=written,
                 events=events,
                 idempotency=change.idempotency,
                 processed=processed,
@@ -345,7 +370,7 @@ class SessionWriter:
             write = self.store.commit_session(
                 row.id,
                 expected_revision=row.revision,
-                change=stored_change,
+                change=written,
                 events=events,
                 idempotency=change.idempotency,
                 processed=processed,
@@ -355,12 +380,15 @@ class SessionWriter:
             write = self.store.commit_session(
                 row.id,
                 expected_revision=row.revision,
-                change=stored_change,
+                change=written,
                 events=events,
                 idempotency=change.idempotency,
                 processed=processed,
             )
         cancelled, (revision, stored) = await _settled(write)
+        _metrics.events_appended(len(stored))
+        if hooks:
+            self.on_outbox()
         usage = row.usage
         if change.usage is not None:
             usage = TokenCounts(*(a + b for a, b in zip(usage, change.usage, strict=True)))
@@ -471,3 +499,11 @@ async def _settled(write: Coroutine[Any, Any, T]) -> tuple[bool, T]:
             raise asyncio.CancelledError
         raise error
     return cancelled, task.result()
+
+
+def _everyone(workspace: str) -> bool:
+    return True
+
+
+def _nothing() -> None:
+    return None

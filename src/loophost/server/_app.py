@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,12 +17,25 @@ from ._console import mount_console
 from ._deps import SECURITY_SCHEMES
 from ._errors import install_error_handlers
 from ._keys import ApiKeys
+from ._metrics import MetricsRoute
 from ._middleware import RequestContext
 from ._send_events import SendEventsRoute
 from ._settings import ServerSettings
 from ._sse import Closing
 from ._worker_auth import WorkerCredentials
-from .routes import agents, environments, events, files, sessions, vaults, work
+from .routes import (
+    agents,
+    deployments,
+    environments,
+    events,
+    files,
+    memory_stores,
+    sessions,
+    skills,
+    vaults,
+    webhooks,
+    work,
+)
 
 ROUTERS = (
     agents.router,
@@ -31,10 +45,21 @@ ROUTERS = (
     events.router,
     files.router,
     vaults.router,
+    memory_stores.router,
+    skills.router,
+    webhooks.router,
+    deployments.router,
 )
 """Each with the prefix `API_PREFIX`. Their routes join the app's own router rather than being included:
 FastAPI matches an included router's routes through a layer of its own, on every request, twice."""
 API_PREFIX = "/v1"
+_WITHOUT_FASTAPI_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
+"""FastAPI's own automatic telemetry (in recent versions) is off: loophost makes the request spans itself, for the
+send route served in front of FastAPI too (`_tracing.py`), and keeps exception texts out of exported logs."""
 
 
 class _App(FastAPI):
@@ -42,7 +67,9 @@ class _App(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         state = self.state
-        served = SendEventsRoute(super().build_middleware_stack(), state.runtime, state.keys, state.settings)
+        served: ASGIApp = SendEventsRoute(super().build_middleware_stack(), state.runtime, state.keys, state.settings)
+        if state.settings.metrics:
+            served = MetricsRoute(served, state.runtime)  # `/metrics`, no key
         return WorkerCredentials(served, state.runtime)  # what a worker's credential may call, decided once
 
 
@@ -68,6 +95,7 @@ def create_app(runtime: Runtime, *, keys: ApiKeys, settings: ServerSettings | No
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,
+        **_WITHOUT_FASTAPI_TELEMETRY,
     )
     app.state.runtime = runtime
     app.state.keys = keys

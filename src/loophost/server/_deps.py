@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ..runtime import Runtime
+from ..runtime import Runtime, _log_context
 from ..runtime._clock import rfc3339
 from ._errors import ApiError
 from ._keys import ApiKeys
@@ -50,7 +50,8 @@ def caller_workspace(keys: ApiKeys, authorization: str, api_key: str) -> str:
             raise ApiError(401, "invalid API key", code="invalid_key")
         if grant.refusal is not None:
             raise grant.refusal
-        return grant.caller.workspace
+        found = grant.caller.workspace
+    _log_context.workspace.set(found)  # what this request's log lines are about
     return found
 
 
@@ -76,14 +77,3 @@ def time_param(request: Request, name: str) -> str | None:
         return rfc3339(value)
     except (ValueError, OverflowError) as exc:
         raise ApiError(400, f"{name} must be an RFC 3339 timestamp", code="invalid_timestamp") from exc
-
-
-def primary_thread_id(session_id: str) -> str:
-    """A single-agent session has exactly one thread, its primary one; its id mirrors the session's."""
-    return "sthr_" + session_id.removeprefix("sesn_")
-
-
-def check_thread(session_id: str, thread_id: str) -> None:
-    """404 unless `thread_id` is the session's (primary) thread."""
-    if thread_id != primary_thread_id(session_id):
-        raise ApiError(404, f"thread {thread_id!r} not found in session {session_id!r}", code="not_found")

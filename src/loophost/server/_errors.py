@@ -105,7 +105,7 @@ def failure_response(request_id: str | None, exc: RuntimeFailure | ApiError, met
         log.warning("database unavailable answering %s %s: %s", method, path, exc)
     elif status >= 500:
         log.error("runtime failure answering %s %s: %s", method, path, exc)
-    error_type = exc.error_type if status != 409 else None
+    error_type = exc.error_type  # a 409 may be more specific than conflict_error (memory_path_conflict_error)
     return error_response(request_id, status, exc.message, exc.to_details(), error_type=error_type)
 
 

@@ -1,16 +1,21 @@
-"""Pure-ASGI middleware: a request id on every response, and request-body limits enforced before reading."""
+"""Pure-ASGI middleware: a request id on every response, request-body limits enforced before reading, and the
+request's span (`_tracing.py`)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..runtime import _log_context
 from ..runtime._ids import new_id
 from ._settings import ServerSettings
+from ._tracing import RequestSpan, request_span
 
 log = logging.getLogger("loophost.server")
+_SESSION = re.compile(r"/v1/sessions/(sesn_[0-9a-f]+)")
 
 
 class RequestContext:
@@ -28,6 +33,21 @@ class RequestContext:
         request_id = new_id("req")
         scope.setdefault("state", {})["request_id"] = request_id
         headers = dict(scope.get("headers") or [])
+        _log_context.request_id.set(request_id)
+        if (session := _SESSION.match(scope.get("path", ""))) is not None:
+            _log_context.session_id.set(session[1])
+        with request_span(scope, headers, request_id) as span:
+            await self._serve(scope, receive, send, request_id, headers, span)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        headers: dict[bytes, bytes],
+        span: RequestSpan,
+    ) -> None:
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         limit = (
             self.settings.max_upload_bytes
@@ -55,6 +75,8 @@ class RequestContext:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                span.status(message["status"])
+                log.debug("%s %s answered %d", scope.get("method"), scope.get("path"), message["status"])
                 headers = list(message.get("headers") or [])
                 if not any(name.lower() == b"request-id" for name, _ in headers):
                     headers.append((b"request-id", request_id.encode()))

@@ -29,6 +29,7 @@ from ._responses import json_response
 from ._settings import ServerSettings
 
 PATH = re.compile(r"/v1/sessions/([^/]+)/events")
+ROUTE = "/v1/sessions/{session_id}/events"
 
 
 class SendEventsRoute:
@@ -41,6 +42,7 @@ class SendEventsRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and PATH.fullmatch(scope["path"]):
+            scope["loophost.route"] = ROUTE  # the request span's name (no FastAPI route is matched)
             await self.endpoint(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -15,3 +15,6 @@ class ServerSettings:
     """Largest file upload (multipart body)."""
     console: bool = True
     """Serve the web console at `/console` (`loophost serve --no-console` turns it off)."""
+    metrics: bool = False
+    """Serve `/metrics` (Prometheus text, no key) and count (`server/_metrics.py`); `loophost serve` turns it on
+    unless `--no-metrics`, or `--metrics-port` moves it to a listener of its own."""

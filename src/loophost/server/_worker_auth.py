@@ -2,7 +2,8 @@
 
 They are not API keys. An environment key reaches its environment's work queue and the sessions of that
 environment; a sessions token reaches its own work item (heartbeat, stop) and, while the item is held, its own
-session. `WorkerCredentials` (pure ASGI, in front of every route) authenticates such a credential once per request
+session, and the memory stores and skills of that session (what the official worker syncs and downloads).
+`WorkerCredentials` (pure ASGI, in front of every route) authenticates such a credential once per request
 and decides, from the method and path, whether it may make the request: another environment's or session's id is
 a 404, an endpoint these credentials may not call a 403. The decision is handed down in a context variable, which
 `caller_workspace` (`_deps.py`) reads, so every route, including the one served outside FastAPI, authenticates the
@@ -18,12 +19,15 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .. import wire
 from ..runtime import Caller, NotFound, Runtime
 from ..runtime._work import ENVIRONMENT_KEY_PREFIX, SESSIONS_TOKEN_PREFIX
 from ._errors import ApiError
 
 _WORK = re.compile(r"/v1/environments/([^/]+)/work(?:/([^/]+)(?:/([a-z]+))?)?")
 _SESSION = re.compile(r"/v1/sessions/([^/]+)(/events|/events/stream|/threads(?:/[^/]+(?:/events|/stream)?)?)?")
+_MEMORY = re.compile(r"/v1/memory_stores/([^/]+)/(memories|memory_versions)(?:/[^/]+)?")
+_SKILL = re.compile(r"/v1/skills/([^/]+)/versions/[^/]+(?:/content)?")
 _KEY_ONLY = {("GET", "poll"), ("POST", "ack"), ("GET", "list")}  # (method, action) an environment key alone may call
 _ITEM_ACTIONS = {("POST", "heartbeat"), ("POST", "stop")}
 
@@ -107,7 +111,30 @@ class WorkerCredentials:
             if caller.may_use_session(session.environment_id, session_id):
                 return None
             return _not_found("session", session_id)
+        if (match := _MEMORY.fullmatch(path)) or (match := _SKILL.fullmatch(path)):
+            return await self._resource_refusal(caller, method, match[0].startswith("/v1/skills/"), match[1])
         return _forbidden("a worker's credential may call only its work queue and its sessions")
+
+    async def _resource_refusal(self, caller: Caller, method: str, skill: bool, resource_id: str) -> ApiError | None:
+        """A sessions token reaches the memory stores attached to its session (memories and versions; writes
+        only where the attachment is `read_write`) and its session agent's skills (read), as the official worker
+        needs them; an environment key reaches neither."""
+        if caller.kind != "sessions_token" or caller.session_id is None or not caller.holds_session:
+            return _forbidden("memory stores and skills take an API key or the sessions token of a held session")
+        try:
+            session = await self.runtime.get_session(caller.workspace, caller.session_id)
+        except NotFound:
+            return _not_found("session", caller.session_id)
+        if skill:
+            if method == "GET" and any(s.skill_id == resource_id for s in session.agent.skills):
+                return None
+            return _not_found("skill", resource_id)
+        for resource in session.resources:
+            if isinstance(resource, wire.MemoryStoreResource) and resource.memory_store_id == resource_id:
+                if method != "GET" and resource.access == "read_only":
+                    return _forbidden(f"memory store {resource_id!r} is attached read-only")
+                return None
+        return _not_found("memory store", resource_id)
 
 
 def _forbidden(message: str) -> ApiError:

@@ -57,6 +57,20 @@ from ._content import (
     UrlImageSource,
     UserMessageContent,
 )
+from ._deployments import (
+    MAX_DEPLOYMENT_EVENTS,
+    Deployment,
+    DeploymentAgent,
+    DeploymentCreateParams,
+    DeploymentError,
+    DeploymentRun,
+    DeploymentStatus,
+    DeploymentUpdateParams,
+    PausedReason,
+    Schedule,
+    ScheduleParams,
+    TriggerContext,
+)
 from ._environments import (
     PACKAGE_MANAGERS,
     CloudConfig,
@@ -173,6 +187,29 @@ from ._files import (
     FileMetadata,
     FileScope,
 )
+from ._memory import (
+    MAX_CONTENT_BYTES,
+    MAX_MEMORY_STORES_PER_SESSION,
+    MEMORY_MOUNT_ROOT,
+    Actor,
+    ApiActor,
+    Memory,
+    MemoryCreateParams,
+    MemoryListItem,
+    MemoryOperation,
+    MemoryPrecondition,
+    MemoryPrefix,
+    MemoryStore,
+    MemoryStoreCreateParams,
+    MemoryStoreUpdateParams,
+    MemoryUpdateParams,
+    MemoryVersion,
+    MemoryView,
+    SessionActor,
+    memory_path_problem,
+    mount_slug,
+    path_prefix_problem,
+)
 from ._metadata import (
     MAX_METADATA_KEY,
     MAX_METADATA_PAIRS,
@@ -188,6 +225,23 @@ from ._model_config import (
     ModelParam,
     Speed,
     resolve_model,
+)
+from ._multiagent import (
+    Advisor,
+    AdvisorEnabled,
+    AdvisorParams,
+    AgentReference,
+    AgentRefParams,
+    Coordinator,
+    CoordinatorParams,
+    InlineAgents,
+    MemberDisabled,
+    MembersEnabled,
+    Multiagent20261001,
+    MultiagentParams,
+    SelfParams,
+    merge_advisor,
+    merge_members,
 )
 from ._pages import (
     BidirectionalPage,
@@ -220,13 +274,19 @@ from ._sessions import (
     SessionAgent,
     SessionAgentRef,
     SessionAgentUpdateParams,
+    SessionCoordinator,
     SessionCreateParams,
+    SessionMembersEnabled,
+    SessionMultiagent,
+    SessionMultiagent20261001,
     SessionThread,
+    SessionThreadAgent,
     SessionUpdateParams,
     ThreadAgent,
     apply_agent_overrides,
     apply_session_agent_update,
 )
+from ._skills import SkillInfo, SkillSource, SkillSourceType, SkillVersion
 from ._stop import (
     BudgetReachedStopReason,
     EndTurnStopReason,
@@ -302,6 +362,19 @@ from ._vaults import (
     credential_secrets,
     normalize_url,
 )
+from ._webhooks import (
+    MAX_WEBHOOK_ENDPOINTS,
+    WEBHOOK_EVENT_TYPES,
+    NewWebhookEndpoint,
+    WebhookCreateParams,
+    WebhookEndpoint,
+    WebhookEndpointState,
+    WebhookEvent,
+    WebhookEventData,
+    WebhookSigningSecret,
+    WebhookUpdateParams,
+    webhook_event,
+)
 from ._work import (
     NO_HEARTBEAT,
     EnvironmentKey,
@@ -372,3 +445,61 @@ __all__ = [
     "resolve_environment_config", "resolve_mcp_servers", "resolve_model", "resolve_skills", "resolve_tools", "utcnow",
 ]
 # fmt: on
+# fmt: off
+__all__ += [  # memory stores (spec part 2 §5.1) and skills (§5.2)
+    "MAX_CONTENT_BYTES", "MAX_MEMORY_STORES_PER_SESSION", "MEMORY_MOUNT_ROOT", "Actor", "ApiActor", "Memory",
+    "MemoryCreateParams", "MemoryListItem", "MemoryOperation", "MemoryPrecondition", "MemoryPrefix", "MemoryStore",
+    "MemoryStoreCreateParams", "MemoryStoreUpdateParams", "MemoryUpdateParams", "MemoryVersion", "MemoryView",
+    "SessionActor", "SkillInfo", "SkillSource", "SkillSourceType", "SkillVersion", "memory_path_problem",
+    "mount_slug", "path_prefix_problem",
+]
+# fmt: on
+__all__ += [  # webhooks (kept apart from the list above, which other features edit)
+    "MAX_WEBHOOK_ENDPOINTS",
+    "WEBHOOK_EVENT_TYPES",
+    "NewWebhookEndpoint",
+    "WebhookCreateParams",
+    "WebhookEndpoint",
+    "WebhookEndpointState",
+    "WebhookEvent",
+    "WebhookEventData",
+    "WebhookSigningSecret",
+    "WebhookUpdateParams",
+    "webhook_event",
+]
+__all__ += [  # deployments (part 2 §5.4)
+    "MAX_DEPLOYMENT_EVENTS",
+    "Deployment",
+    "DeploymentAgent",
+    "DeploymentCreateParams",
+    "DeploymentError",
+    "DeploymentRun",
+    "DeploymentStatus",
+    "DeploymentUpdateParams",
+    "PausedReason",
+    "Schedule",
+    "ScheduleParams",
+    "TriggerContext",
+]
+__all__ += [  # multiagent (spec part 2 §3.1)
+    "Advisor",
+    "AdvisorEnabled",
+    "AdvisorParams",
+    "AgentRefParams",
+    "AgentReference",
+    "Coordinator",
+    "CoordinatorParams",
+    "InlineAgents",
+    "MemberDisabled",
+    "MembersEnabled",
+    "Multiagent20261001",
+    "MultiagentParams",
+    "SelfParams",
+    "SessionCoordinator",
+    "SessionMembersEnabled",
+    "SessionMultiagent",
+    "SessionMultiagent20261001",
+    "SessionThreadAgent",
+    "merge_advisor",
+    "merge_members",
+]

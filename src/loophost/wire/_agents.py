@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from ._base import ParamsModel, Timestamp, WireModel
 from ._metadata import check_metadata, patch_metadata
 from ._model_config import ModelConfig, ModelParam, resolve_model
+from ._multiagent import Multiagent, MultiagentParams
 from ._tools import Tool, ToolParams, check_tools, resolve_tools
 
 NameStr = Annotated[str, Field(min_length=1, max_length=256)]
@@ -64,20 +65,6 @@ class AwsRoleIdentity(WireModel):
 
 
 ExecutionIdentity = Annotated[ServiceAccountIdentity | AwsRoleIdentity, Field(discriminator="type")]
-
-
-class Multiagent(WireModel):
-    """`multiagent` (coordinator roster or `multiagent_20261001`), kept as sent; the runtime resolves it."""
-
-    type: Literal["coordinator", "multiagent_20261001"]
-
-    @model_validator(mode="after")
-    def _roster_size(self) -> Multiagent:
-        if self.type == "coordinator":
-            agents = (self.model_extra or {}).get("agents")
-            if not isinstance(agents, list) or not 1 <= len(agents) <= 20:
-                raise ValueError("coordinator multiagent needs an agents list of 1-20 entries")
-        return self
 
 
 class AgentConfig(WireModel):
@@ -140,7 +127,7 @@ class AgentCreateParams(ParamsModel):
     mcp_servers: Annotated[list[McpServerParams], Field(max_length=MAX_MCP_SERVERS)] | None = None
     skills: list[SkillParams] | None = None
     metadata: dict[str, str] | None = None
-    multiagent: Multiagent | None = None
+    multiagent: MultiagentParams | None = None
     execution_identity: ExecutionIdentity | None = None
 
     @model_validator(mode="after")
@@ -165,7 +152,7 @@ class AgentUpdateParams(ParamsModel):
     mcp_servers: Annotated[list[McpServerParams], Field(max_length=MAX_MCP_SERVERS)] | None = None
     skills: list[SkillParams] | None = None
     metadata: dict[str, str | None] | None = None
-    multiagent: Multiagent | None = None
+    multiagent: MultiagentParams | None = None
     execution_identity: ExecutionIdentity | None = None
     version: Annotated[int, Field(ge=1)] | None = None
 
@@ -200,7 +187,7 @@ def resolve_agent_create(params: AgentCreateParams) -> AgentConfig:
         mcp_servers=resolve_mcp_servers(params.mcp_servers),
         skills=resolve_skills(params.skills),
         metadata=dict(params.metadata or {}),
-        multiagent=params.multiagent.model_copy(deep=True) if params.multiagent else None,
+        multiagent=None,  # resolved against the store by the runtime (`runtime/_multiagent.py`)
         execution_identity=(
             params.execution_identity.model_copy() if params.execution_identity else ServiceAccountIdentity()
         ),
@@ -211,9 +198,10 @@ def apply_agent_update(current: Agent | AgentConfig, params: AgentUpdateParams) 
     """The agent content after applying the patch rules of §2.1 (raises ValueError on a bad result).
 
     Omitted = preserve. `description`/`system`: null or "" clears. `tools`, `mcp_servers`, `skills`,
-    `multiagent`, `execution_identity`: full replacement, null clears (identity back to the service
-    account). `metadata`: key-wise patch, a null value deletes the key (the whole field null clears the
-    bag). `model`: whole-object replacement, except that omitting `effort` keeps it.
+    `execution_identity`: full replacement, null clears (identity back to the service account).
+    `multiagent` is kept here: the runtime resolves and merges it against the store. `metadata`: key-wise
+    patch, a null value deletes the key (the whole field null clears the bag). `model`: whole-object
+    replacement, except that omitting `effort` keeps it.
     """
     base = current.config() if isinstance(current, Agent) else current.model_copy(deep=True)
     given = params.model_fields_set
@@ -233,8 +221,6 @@ def apply_agent_update(current: Agent | AgentConfig, params: AgentUpdateParams) 
         new["skills"] = resolve_skills(params.skills)
     if "metadata" in given:
         new["metadata"] = patch_metadata(base.metadata, params.metadata)
-    if "multiagent" in given:
-        new["multiagent"] = params.multiagent
     if "execution_identity" in given:
         new["execution_identity"] = params.execution_identity or ServiceAccountIdentity()
     updated = base.model_copy(update=copy.deepcopy(new))

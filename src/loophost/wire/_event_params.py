@@ -51,6 +51,8 @@ class UserToolConfirmationParams(ParamsModel):
     tool_use_id: Annotated[str, Field(min_length=1)]
     result: ToolConfirmationResult
     deny_message: str | None = None
+    session_thread_id: str | None = None
+    """Sent by older clients; ignored: answers are routed by tool-use id."""
 
     @model_validator(mode="after")
     def _deny_message_only_with_deny(self) -> UserToolConfirmationParams:
@@ -66,6 +68,8 @@ class UserCustomToolResultParams(ParamsModel):
     custom_tool_use_id: Annotated[str, Field(min_length=1)]
     content: list[ToolResultContent] | None = None
     is_error: bool | None = None
+    session_thread_id: str | None = None
+    """Sent by older clients; ignored: answers are routed by tool-use id."""
 
 
 class UserToolResultParams(ParamsModel):

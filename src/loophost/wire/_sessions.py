@@ -12,7 +12,6 @@ from ._agents import (
     ExecutionIdentity,
     McpServer,
     McpServerParams,
-    Multiagent,
     ServiceAccountIdentity,
     Skill,
     SkillParams,
@@ -24,6 +23,7 @@ from ._base import ParamsModel, Timestamp, WireModel
 from ._event_params import InitialEventParams
 from ._metadata import check_metadata
 from ._model_config import ModelConfig, ModelParam, resolve_model
+from ._multiagent import Advisor, AdvisorEnabled, InlineAgents, MemberDisabled
 from ._resources import SessionResource, SessionResourceParams
 from ._stop import SessionStatus
 from ._tools import Tool, ToolParams, check_tools, resolve_tools
@@ -32,8 +32,8 @@ from ._usage import Budget, SessionStats, SessionThreadStats, SessionUsage
 MAX_INITIAL_EVENTS = 50
 
 
-class SessionAgent(WireModel):
-    """Snapshot of the resolved agent a session runs, overrides applied; no metadata or timestamps."""
+class SessionThreadAgent(WireModel):
+    """Snapshot of an agent as a thread runs it (no roster: that is on `Session.agent`)."""
 
     type: Literal["agent"] = "agent"
     id: str
@@ -45,14 +45,52 @@ class SessionAgent(WireModel):
     tools: list[Tool] = Field(default_factory=list)
     mcp_servers: list[McpServer] = Field(default_factory=list)
     skills: list[Skill] = Field(default_factory=list)
-    multiagent: Multiagent | None = None
     execution_identity: ExecutionIdentity = Field(default_factory=ServiceAccountIdentity)
 
     @classmethod
-    def from_agent(cls, agent: Agent) -> SessionAgent:
-        return cls.model_validate(
-            {name: getattr(agent, name) for name in cls.model_fields if name != "type"}
-        ).model_copy(deep=True)
+    def from_agent(cls, agent: Agent | SessionThreadAgent) -> SessionThreadAgent:
+        fields = {name: getattr(agent, name) for name in SessionThreadAgent.model_fields if name != "type"}
+        return SessionThreadAgent.model_validate(fields).model_copy(deep=True)
+
+
+class SessionCoordinator(WireModel):
+    """A coordinator roster with every agent as a full snapshot (spec-2 §3.1)."""
+
+    type: Literal["coordinator"] = "coordinator"
+    agents: list[Annotated[SessionThreadAgent | Advisor, Field(discriminator="type")]]
+
+
+class SessionMembersEnabled(WireModel):
+    type: Literal["enabled"] = "enabled"
+    inline_agents: InlineAgents = Field(default_factory=InlineAgents)
+    predefined_agents: list[SessionThreadAgent] = Field(default_factory=list)
+
+
+SessionMembers = Annotated[SessionMembersEnabled | MemberDisabled, Field(discriminator="type")]
+
+
+class SessionMultiagent20261001(WireModel):
+    type: Literal["multiagent_20261001"] = "multiagent_20261001"
+    advisor: Annotated[AdvisorEnabled | MemberDisabled, Field(discriminator="type")] = Field(
+        default_factory=MemberDisabled
+    )
+    subagents: SessionMembers = Field(default_factory=SessionMembersEnabled)
+    workflows: SessionMembers = Field(default_factory=MemberDisabled)
+
+
+SessionMultiagent = Annotated[SessionCoordinator | SessionMultiagent20261001, Field(discriminator="type")]
+"""`session.agent.multiagent`: the agent's roster resolved to snapshots when the session was created."""
+
+
+class SessionAgent(SessionThreadAgent):
+    """Snapshot of the resolved agent a session runs, overrides applied; no metadata or timestamps."""
+
+    multiagent: SessionMultiagent | None = None
+
+    @classmethod
+    def from_agent(cls, agent: Agent | SessionThreadAgent) -> SessionAgent:
+        """The snapshot without its roster (the runtime resolves `multiagent` against the store)."""
+        return SessionAgent.model_validate(SessionThreadAgent.from_agent(agent).model_dump())
 
 
 class AgentReferenceParams(ParamsModel):
@@ -182,7 +220,7 @@ class InlineThreadAgent(WireModel):
     execution_identity: ExecutionIdentity = Field(default_factory=ServiceAccountIdentity)
 
 
-ThreadAgent = Annotated[SessionAgent | AdvisorThreadAgent | InlineThreadAgent, Field(discriminator="type")]
+ThreadAgent = Annotated[SessionThreadAgent | AdvisorThreadAgent | InlineThreadAgent, Field(discriminator="type")]
 
 
 class SessionThread(WireModel):

@@ -26,6 +26,15 @@ class Budget(WireModel):
     type: Literal["limit"] = "limit"
     max_list_cost: MonetaryAmount
 
+    @field_validator("max_list_cost")
+    @classmethod
+    def _whole_us_cents(cls, value: MonetaryAmount) -> MonetaryAmount:
+        if value.currency != "USD":
+            raise ValueError("max_list_cost.currency must be 'USD'")
+        if value.amount == "0":
+            raise ValueError("max_list_cost.amount must be a positive whole number of US cents")
+        return value
+
 
 class CacheCreation(WireModel):
     ephemeral_5m_input_tokens: int = 0

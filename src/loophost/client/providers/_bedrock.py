@@ -21,6 +21,7 @@ import httpx2
 from .._errors import ConnectionLost, HostError
 from .._provider import OpenRequest, Recovery
 from .._results import ToolSpec, TurnInput, TurnResult
+from .._telemetry import propagate_context
 from . import _bedrock_provision as provisioning
 from . import _bedrock_wire as wire
 from ._bedrock_wire import AuthenticationError, CorruptStreamError, TruncatedStreamError
@@ -33,6 +34,9 @@ __all__ = ("AgentCoreConnection", "BedrockAgentCore")
 Sleep = Callable[[float], Awaitable[Any]]
 
 _botocore = wire.botocore
+
+_HOOKS: dict[str, list[Any]] = {"request": [propagate_context]}
+"""The caller's trace context on every call (`traceparent` is not signed: SigV4 signs the headers it names)."""
 
 
 class _Signer:
@@ -202,7 +206,7 @@ class BedrockAgentCore:
         Session enter the provider themselves, inside the caller's own block."""
         self._depth += 1
         if self._client is None:
-            self._client = httpx2.AsyncClient(timeout=self.timeout)
+            self._client = httpx2.AsyncClient(timeout=self.timeout, event_hooks=_HOOKS)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -216,7 +220,7 @@ class BedrockAgentCore:
         """The shared client inside `async with`, else a fresh one the caller must close (second item True)."""
         if self._client is not None:
             return _Http(self, self._client), False
-        return _Http(self, httpx2.AsyncClient(timeout=self.timeout)), True
+        return _Http(self, httpx2.AsyncClient(timeout=self.timeout, event_hooks=_HOOKS)), True
 
     async def _backoff(self, attempt: int) -> None:
         delay = min(self.max_backoff, self.backoff * 2**attempt)

@@ -19,6 +19,7 @@ from typing import Any
 import httpx2
 
 from .._errors import ClientError, ConnectionLost, HostError
+from .._telemetry import propagate_context
 from ._cma_host import CMAHost, ControlPlane, EventStream
 
 __all__ = ("ClaudeManagedAgents",)
@@ -73,6 +74,7 @@ class ClaudeManagedAgents(CMAHost):
                     "anthropic-beta": BETA,
                 },
                 timeout=httpx2.Timeout(self.timeout),
+                event_hooks={"request": [propagate_context]},  # the caller's trace context, on every call
             )
         self._depth += 1
         return self

@@ -7,7 +7,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._provider import Recovery
-from .._results import Confirmation, ToolResult, ToolUse, TurnInput, TurnResult, Usage, joined_text
+from .._results import (
+    Confirmation,
+    OutcomeEvaluation,
+    ToolResult,
+    ToolUse,
+    TurnInput,
+    TurnResult,
+    Usage,
+    joined_text,
+)
 
 __all__ = ("BOUNDARY_TYPES", "ends_turn", "input_events", "normalize", "recovery", "text_delta")
 
@@ -47,8 +56,13 @@ def preview_text(event: Mapping[str, Any]) -> str | None:
 
 def _use(event: Mapping[str, Any]) -> ToolUse:
     server = event.get("mcp_server_name")
+    thread = event.get("session_thread_id")  # a child thread's call, cross-posted on the primary stream
     return ToolUse(
-        str(event["id"]), str(event.get("name", "")), dict(event.get("input") or {}), str(server) if server else None
+        str(event["id"]),
+        str(event.get("name", "")),
+        dict(event.get("input") or {}),
+        str(server) if server else None,
+        str(thread) if thread else None,
     )
 
 
@@ -66,10 +80,13 @@ def normalize(events: Sequence[Mapping[str, Any]]) -> TurnResult:
     server_uses: list[ToolUse] = []
     server_results: list[ToolResult] = []
     usage: Usage | None = None
+    evaluations: list[OutcomeEvaluation] = []
     for event in events:
         kind = event.get("type")
         if kind in BOUNDARY_TYPES:
             status = event
+        elif kind == "span.outcome_evaluation_end":
+            evaluations.append(_evaluation(event))
         elif kind == "agent.custom_tool_use" or kind in _HOST_TOOL_USES:
             by_id[str(event.get("id"))] = event
             if kind in _HOST_TOOL_USES:
@@ -89,6 +106,7 @@ def normalize(events: Sequence[Mapping[str, Any]]) -> TurnResult:
         "server_tool_uses": tuple(server_uses),
         "server_tool_results": tuple(server_results),
         "usage": usage,
+        "outcome_evaluations": tuple(evaluations),
     }
     if status is None:
         return TurnResult("terminated", {"type": "no_status"}, events=tuple(events), **common)
@@ -127,7 +145,26 @@ def input_events(turn_input: TurnInput) -> list[dict[str, Any]]:
     events += [_confirmation_event(c) for c in turn_input.confirmations]
     if turn_input.text is not None:
         events.append({"type": "user.message", "content": [{"type": "text", "text": turn_input.text}]})
+    if turn_input.outcome is not None:
+        outcome = turn_input.outcome
+        define: dict[str, Any] = {
+            "type": "user.define_outcome",
+            "description": outcome.description,
+            "rubric": {"type": "text", "content": outcome.rubric},
+        }
+        if outcome.max_iterations is not None:
+            define["max_iterations"] = outcome.max_iterations
+        events.append(define)
     return events
+
+
+def _evaluation(event: Mapping[str, Any]) -> OutcomeEvaluation:
+    return OutcomeEvaluation(
+        outcome_id=str(event.get("outcome_id", "")),
+        iteration=int(event.get("iteration") or 0),
+        result=str(event.get("result", "")),
+        explanation=str(event.get("explanation") or ""),
+    )
 
 
 def _result_event(result: ToolResult) -> dict[str, Any]:

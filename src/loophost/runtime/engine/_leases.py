@@ -109,6 +109,9 @@ class SessionLeases:
         except (Unavailable, TimeoutError) as exc:  # it expires by itself
             log.warning("could not release the lease of session %s: %s", lease.session_id, exc)
 
+    def held(self) -> int:
+        return len(self._held)
+
     def lease_valid(self, lease: Lease) -> bool:
         return self.cluster.valid(lease)
 

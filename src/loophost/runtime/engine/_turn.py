@@ -40,15 +40,20 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.tools import ToolDefinition
 
 from ... import wire
+from .. import _telemetry
 from .._bus import EventBus
+from .._session_notes import session_notes
 from .._state import SessionInternal, TurnState, start_next_turn
 from .._writer import Change, LoadedSession, SessionWriter
 from ..store import CheckpointWrite, Store, TokenCounts
+from . import _grader, _spend
 from . import _outbound as out
 from ._calls import CallRunner, SessionTools, tool_use_event, with_turn
 from ._config import AgentLoopConfig
 from ._history import History, closing_request, open_calls, refer_text
 from ._inputs import prompt_of, text_of
+from ._threads import DELEGATION_TOOLS as DELEGATION
+from ._threads import delegation_definitions
 
 
 def turn_end(internal: SessionInternal, events: Sequence[Any], **change: Any) -> Change:
@@ -108,6 +113,8 @@ def session_tools(tools: SessionTools, agent: wire.SessionAgent) -> list[ToolDef
         )
         for name, policy in tools.mcp.items()
     ]
+    if tools.threads is not None:  # a coordinator's delegation tools (`_threads.py`)
+        definitions += delegation_definitions()
     return definitions
 
 
@@ -135,12 +142,14 @@ class Turn:
         self._tools = tools
         self._config = config
         self._calls = CallRunner(writer, store, session_id, tools)
+        self._model_id = ""
 
     async def run(self) -> None:
         loaded = await self._writer.load(None, self._session_id)
         if loaded.internal.turn is None:
             return
         params = await self._parameters(loaded, loaded.internal.turn)
+        self._model_id = loaded.document.agent.model.id
         while True:
             loaded = await self._writer.load(None, self._session_id)
             turn = loaded.internal.turn
@@ -157,6 +166,9 @@ class Turn:
                 if resolution.parts is None:
                     return  # parked: requires_action
                 new, events = [ModelRequest(parts=resolution.parts)], resolution.events
+            if loaded.internal.budget is not None and _spend.over_budget(loaded):
+                await self._writer.apply(self._session_id, _spend.pause)  # (re-checked on the current state)
+                continue
             if await self._request(new, events, params):
                 return
 
@@ -166,7 +178,8 @@ class Turn:
         if turn.system_id is not None:
             body = await self._input_body(turn.system_id)
             extra = text_of(json.loads(body).get("content")) if body is not None else None
-        instructions = "\n\n".join(x for x in (agent.system, extra) if x)
+        notes = await session_notes(self._store, loaded.row.workspace, loaded.document)  # memory stores, skills
+        instructions = "\n\n".join(x for x in (agent.system, extra, notes) if x)
         return ModelRequestParameters(
             function_tools=session_tools(self._tools, agent),
             allow_text_output=True,
@@ -218,7 +231,9 @@ class Turn:
             await self._writer.apply(self._session_id, self._opening(start_id, new, events, answered))
             events = []
         message_id = out.event_id()
-        response = await self._stream(params, message_id)
+        with _telemetry.chat_span(self._model, self._history.messages, attempt=turn.attempts) as span:
+            response = await self._stream(params, message_id)
+            span.response(response)
         calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
         tokens = tokens_of(response)
         produced: list[Any] = list(events)  # (committed here only when no opening commit took them)
@@ -228,7 +243,10 @@ class Turn:
         if text:
             produced.append(out.agent_message(message_id, text))
             refer_text(response, message_id)
-        announced = {call.tool_call_id: tool_use_event(self._tools, call) for call in calls}
+        if self._tools.threads is None:
+            announced = {call.tool_call_id: tool_use_event(self._tools, call) for call in calls}
+        else:  # delegations are never announced as tool uses: the thread events show them
+            announced = {c.tool_call_id: tool_use_event(self._tools, c) for c in calls if c.tool_name not in DELEGATION}
         produced += announced.values()
         produced.append(out.span_end(start_id, tokens._asdict()))
 
@@ -236,12 +254,26 @@ class Turn:
             history = joined(carried, self._history.append(response))
             if calls:
                 tool_events = {call_id: event.id for call_id, event in announced.items()}
+                if len(tool_events) < len(calls):  # delegations: known by their call id (`_threads.py`)
+                    tool_events.update(
+                        {c.tool_call_id: c.tool_call_id for c in calls if c.tool_call_id not in announced}
+                    )
                 internal = with_turn(
                     current.internal, open_span=None, prompt_sent=True, attempts=0, tool_events=tool_events, ledger={}
                 )
+                if internal.budget is not None:
+                    internal = _spend.charged(internal, self._model_id, tokens, response)
                 return Change(events=produced, internal=internal, history=history, usage=tokens)
             internal = current.internal.model_copy(update={"turn": None})
-            return turn_end(internal, [*produced, out.idle(_END)], history=history, usage=tokens)
+            ended = produced
+            if internal.budget is not None:  # with a budget, the turn's end reports the spend
+                internal = _spend.charged(internal, self._model_id, tokens, response)
+                ended = [*produced, _spend.usage_event(current, tokens, internal)]
+            if internal.outcome is not None:  # an outcome's turn is graded next (`_grader.py`)
+                graded = _grader.after_turn(current, internal, ended, history=history, usage=tokens)
+                if graded is not None:
+                    return graded
+            return turn_end(internal, [*ended, out.idle(_END)], history=history, usage=tokens)
 
         await self._writer.apply(self._session_id, after)
         return not calls

@@ -20,9 +20,10 @@ import contextvars
 import importlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from .. import _log_context, _telemetry
 from .._bus import EventBus
 from .._errors import StaleWrite, Unavailable
 from .._state import TurnState
@@ -93,6 +94,9 @@ class SessionWorkers:
             else None
         )
         writer.waker = self.wake
+        self.on_settled: Callable[[LoadedSession], Awaitable[None]] | None = None
+        """Awaited with a session each time its worker has nothing left to do (parked or idle): the runtime makes
+        sure a self-hosted session waiting on worker calls has a work item (`Runtime._worker_needed`)."""
 
     @property
     def config(self) -> AgentLoopConfig:
@@ -153,6 +157,10 @@ class SessionWorkers:
     def active(self) -> int:
         return len(self._workers)
 
+    def leases_held(self) -> int:
+        """Sessions this node holds the lease of (0 without a cluster)."""
+        return self._leases.held() if self._leases is not None else 0
+
     def is_active(self, session_id: str) -> bool:
         """Whether a worker is driving the session right now."""
         return session_id in self._workers
@@ -164,6 +172,7 @@ class SessionWorkers:
             task.cancel()
 
     async def _supervise(self, session_id: str) -> None:
+        _log_context.session_id.set(session_id)  # in this task's own context (see `wake`)
         try:
             if self._leases is None:
                 await self._drive_until_done(session_id)
@@ -208,8 +217,12 @@ class SessionWorkers:
             seen = self._wakes.get(session_id, 0)
             loaded = await self._writer.load(None, session_id)
             step = _next_step(loaded)
+            if step is None and loaded.internal.parent is not None and loaded.internal.parent.waiting is not None:
+                await self._notify_parent(loaded)  # a child thread that stopped answers its coordinator (once)
             if step is None:
                 if self._wakes.get(session_id, 0) == seen:
+                    if self.on_settled is not None:
+                        await self.on_settled(loaded)
                     return
                 continue
             task = asyncio.create_task(self._run_step(session_id, step))
@@ -280,6 +293,9 @@ class SessionWorkers:
 
             await self._writer.apply(session_id, resume)
             loaded = await self._writer.load(None, session_id)
+        if loaded.internal.turn is None and loaded.internal.outcome is not None:  # an outcome's turn ended: grade
+            await self._grade(session_id, loaded)
+            return
         if loaded.internal.turn is None:  # running with no turn (a database from an older loophost): settle it
             await self._writer.apply(session_id, lambda c: Change(events=[out.idle(_END)], status="idle"))
             return
@@ -288,7 +304,7 @@ class SessionWorkers:
         worker = worker_policies(agent) if loaded.internal.self_hosted else {}  # run by the environment's worker
         builtin = {name: policy for name, policy in builtin.items() if name not in worker}
         mcp = await self._mcp_tools(loaded, {*builtin, *custom, *worker})
-        tools = SessionTools(builtin, custom, mcp, worker)
+        tools = SessionTools(builtin, custom, mcp, worker, threads=self._threads(session_id, agent))
         turn_runner = Turn(
             writer=self._writer,
             bus=self._bus,
@@ -299,7 +315,8 @@ class SessionWorkers:
             tools=tools,
             config=self.config,
         )
-        await turn_runner.run()
+        with _telemetry.turn_span(session_id, agent, trace=loaded.internal.trace):
+            await turn_runner.run()
 
     async def _mcp_tools(self, loaded: LoadedSession, taken: set[str]) -> dict[str, ToolPolicy]:
         """The session's MCP tools, its servers connected (or reused); a server that fails is reported in the log
@@ -320,6 +337,34 @@ class SessionWorkers:
             errors = [out.mcp_error(f.kind, f.server_name, f.message) for f in failures]
             await self._writer.apply(loaded.row.id, lambda current: Change(events=errors))
         return tools
+
+    def _threads(self, session_id: str, agent: Any) -> Any:
+        """A coordinator's delegation tools (`_threads.py`), or None."""
+        if agent.multiagent is None:
+            return None
+        from ._threads import Threads, roster_of
+
+        roster = roster_of(agent)
+        return Threads(self._writer, self._store, session_id, roster) if roster else None
+
+    async def _notify_parent(self, loaded: LoadedSession) -> None:
+        from ._threads import last_text, notify_parent
+
+        await notify_parent(self._writer, self._store, loaded, last_text(await self._history(loaded.id)))
+
+    async def _grade(self, session_id: str, loaded: LoadedSession) -> None:
+        """Grade the outcome whose turn just ended (`_grader.py`), with the session's model."""
+        from ._grader import grade
+
+        model_id = loaded.document.agent.model.id
+        await grade(
+            writer=self._writer,
+            store=self._store,
+            session_id=session_id,
+            model=await self._model(model_id),
+            history=await self._history(session_id),
+            model_id=model_id,
+        )
 
     async def _model(self, model_id: str) -> Model:
         """The model for an id, resolved once; on a thread, since a provider's first use imports its SDK."""
@@ -348,7 +393,9 @@ class SessionWorkers:
     # ends of a turn ------------------------------------------------------------------------------------
     async def _interrupt(self, session_id: str) -> None:
         """Close what the interrupted turn left open (calls get their recorded result or an error), then idle."""
+        from .._budgets import budget_paused
         from ._calls import answer_text
+        from ._grader import interrupted as interrupted_outcome
         from ._history import Result, closing_request, read_results
         from ._turn import turn_end
 
@@ -371,12 +418,16 @@ class SessionWorkers:
             events: list[Any] = []
             if state.open_span is not None:
                 events.append(out.span_end(state.open_span))
-            if current.status != "idle" or internal.pending:
-                events.append(out.idle(_END))
+            document = None
+            if internal.outcome is not None:  # a started outcome ends `interrupted` (its span closes too)
+                ended, internal, document = interrupted_outcome(current)
+                events += ended
+            if current.status != "idle" or internal.pending or budget_paused(internal):
+                events.append(out.idle(_END))  # (a turn paused at the budget is dropped too)
             closing = closing_request(history.messages, results)
             cleared = internal.model_copy(update={"pending": {}, "turn": None, "interrupt_requested": False})
             written = history.append(closing) if closing is not None else None
-            return turn_end(cleared, events, history=written)
+            return turn_end(cleared, events, history=written, document=document)
 
         await self._writer.apply(session_id, change)
 

@@ -102,6 +102,23 @@ def parse_script(text: str) -> Script:
     )
 
 
+_VERDICT_LINE = re.compile(r"^verdict\s+(needs_revision|satisfied|failed)\b[ \t]*(.*)$")
+_RUBRIC = re.compile(r"<rubric>\n?(.*?)\n?</rubric>", re.DOTALL)
+
+
+def grader_answer(prompt: str, iteration: int) -> str:
+    """The scripted grader's answer to grading `iteration` (0-based): the rubric's `verdict RESULT explanation`
+    lines are the verdicts of iterations 0, 1, 2 ... in order; with no such line left it is satisfied. Only the
+    `<rubric>` section of the grader's prompt is read when there is one (the deliverable may quote anything)."""
+    match = _RUBRIC.search(prompt)
+    rubric = match.group(1) if match else prompt
+    verdicts = [m for line in rubric.splitlines() if (m := _VERDICT_LINE.match(line.strip()))]
+    if iteration < len(verdicts):
+        verdict = verdicts[iteration]
+        return f"verdict: {verdict.group(1)}\n{verdict.group(2).strip()}".strip()
+    return "verdict: satisfied\nNo verdict line left in the rubric."
+
+
 _THEN = re.compile(r"^[ \t]*then[ \t]*$", re.MULTILINE)
 
 

@@ -44,7 +44,7 @@ from pydantic_ai.profiles import ModelProfile, ModelProfileSpec
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
 
-from ._script import Script, ScriptedCall, count_words, parse_script, split_steps
+from ._script import Script, ScriptedCall, count_words, grader_answer, parse_script, split_steps
 
 __all__ = ("SCRIPTED_MODEL_NAME", "SCRIPTED_SYSTEM", "ScriptedModel", "ScriptedStreamedResponse")
 
@@ -121,6 +121,16 @@ def _origin(request: ModelRequest) -> tuple[str, str] | None:
     if isinstance(session_id, str) and session_id and isinstance(input_id, str) and input_id:
         return session_id, input_id
     return None
+
+
+def _grading_iteration(messages: Sequence[ModelMessage], index: int) -> int | None:
+    """The grading iteration a grader's request carries in its `loophost` metadata, or None."""
+    if index < 0:
+        return None
+    message = messages[index]
+    meta = message.metadata if isinstance(message, ModelRequest) else None
+    grader = ((meta or {}).get("loophost") or {}).get("grader")
+    return int(grader["iteration"]) if isinstance(grader, dict) and "iteration" in grader else None
 
 
 def _newest_prompt(messages: Sequence[ModelMessage]) -> _Prompt:
@@ -349,6 +359,9 @@ class ScriptedModel(Model):
         prompt: _Prompt,
         script: Script,
     ) -> list[ModelResponsePart]:
+        iteration = _grading_iteration(messages, prompt.index)
+        if iteration is not None:  # a grader's request (engine/_grader.py): the rubric's verdict lines decide
+            return [TextPart(grader_answer(prompt.text, iteration))]
         output_tool_names = {tool.name for tool in params.output_tools}
         steps = split_steps(prompt.text)
         rounds = _call_rounds(messages, prompt.index, output_tool_names)

@@ -6,6 +6,7 @@
 from typing import TYPE_CHECKING, Any
 
 from ._cluster import Cluster, Fence, HeldSession, Lease, Notice
+from ._deployments import DeploymentQuery, DeploymentRow, DeploymentStore, RunQuery, RunRow
 from ._protocol import CommitListener, Store
 from ._records import (
     AgentRow,
@@ -27,6 +28,7 @@ from ._records import (
 )
 from ._sqlite import SQLiteStore
 from ._sqlite_engine import DatabaseInUse
+from ._webhooks import DeliveryRow, OutboxEvent, WebhookEndpointRow, WebhookStore
 from ._work import EnvironmentKeyRow, QueueCounts, WorkRow, WorkStore
 
 if TYPE_CHECKING:
@@ -96,3 +98,5 @@ __all__ = [
     "WorkStore",
     "open_store",
 ]
+__all__ += ["DeliveryRow", "OutboxEvent", "WebhookEndpointRow", "WebhookStore"]
+__all__ += ["DeploymentQuery", "DeploymentRow", "DeploymentStore", "RunQuery", "RunRow"]

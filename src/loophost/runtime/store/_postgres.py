@@ -24,8 +24,13 @@ from psycopg import errors
 from .._errors import Conflict
 from . import _postgres_log as log
 from ._cluster import Fence
+from ._postgres_census import PostgresCensus
 from ._postgres_cluster import PostgresCluster
 from ._postgres_db import Database, has_nul, nul_is_invalid
+from ._postgres_deployments import PostgresDeploymentStore
+from ._postgres_memory import PostgresMemoryStorage
+from ._postgres_skills import PostgresSkillStorage
+from ._postgres_webhooks import PostgresWebhookStore, outbox_part
 from ._postgres_work import PostgresWorkStore
 from ._protocol import CommitListener
 from ._records import (
@@ -45,6 +50,7 @@ from ._records import (
     VaultRow,
 )
 from ._sql import keyset, session_row
+from ._webhooks import OutboxEvent
 
 _FILE_COLS = (
     "workspace, id, filename, mime_type, size_bytes, created_at, expires_at, scope_type, scope_id, downloadable"
@@ -106,6 +112,11 @@ class PostgresStore:
         self._listeners: list[CommitListener] = []
         self.cluster = PostgresCluster(self._db, self, ttl=lease_ttl)
         self.work = PostgresWorkStore(self._db)
+        self.census = PostgresCensus(self._db)
+        self.webhooks = PostgresWebhookStore(self._db)
+        self.deployments = PostgresDeploymentStore(self._db)
+        self.memory = PostgresMemoryStorage(self._db)
+        self.skills = PostgresSkillStorage(self._db)
 
     async def open(self) -> None:
         await self._db.open()
@@ -122,21 +133,40 @@ class PostgresStore:
             for listener in self._listeners:
                 listener(stored)
 
+    async def _store_with_outbox(
+        self, sql: str, args: tuple[Any, ...], webhooks: Sequence[OutboxEvent], *, keyed: bool = False
+    ) -> int:
+        """`sql` and, when it touched a row, the outbox rows of `webhooks`, in one transaction. `keyed`: the
+        arguments only find rows (a NUL in them finds none, as `Database.run`)."""
+        if not webhooks:
+            return await (self._db.run if keyed else self._db.store)(sql, args)
+        outbox, params = outbox_part(webhooks, gate=None)
+        async with self._db.connection() as conn, conn.transaction():
+            if keyed and has_nul(args):
+                return 0
+            with nul_is_invalid(args):
+                cur = await conn.execute(sql, args)
+            if cur.rowcount:
+                await conn.execute(outbox, params)
+            return cur.rowcount
+
     # agents ------------------------------------------------------------------------------------------------
-    async def insert_agent(self, row: AgentRow) -> None:
-        await self._db.store(
+    async def insert_agent(self, row: AgentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
+        await self._store_with_outbox(
             "WITH a AS (INSERT INTO agents (id, workspace, version, created_at, archived_at, body)"
             " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id)"
             " INSERT INTO agent_versions (agent_id, version, body) SELECT id, %s, %s FROM a",
             (row.id, row.workspace, row.version, row.created_at, row.archived_at, row.body, row.version, row.body),
+            webhooks,
         )
 
-    async def add_agent_version(self, row: AgentRow) -> None:
-        inserted = await self._db.store(
+    async def add_agent_version(self, row: AgentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
+        inserted = await self._store_with_outbox(
             "WITH a AS (UPDATE agents SET version = %s, body = %s WHERE id = %s AND workspace = %s AND version = %s"
             " RETURNING id)"
             " INSERT INTO agent_versions (agent_id, version, body) SELECT id, %s, %s FROM a",
             (row.version, row.body, row.id, row.workspace, row.version - 1, row.version, row.body),
+            webhooks,
         )
         if inserted != 1:
             raise Conflict(
@@ -180,28 +210,34 @@ class PostgresStore:
             AgentRow(workspace, agent_id, v, created_at, archived_at, body) for created_at, archived_at, v, body in rows
         ]
 
-    async def archive_agent(self, workspace: str, agent_id: str, archived_at: str) -> None:
-        await self._db.run(
+    async def archive_agent(
+        self, workspace: str, agent_id: str, archived_at: str, *, webhooks: Sequence[OutboxEvent] = ()
+    ) -> None:
+        await self._store_with_outbox(
             "UPDATE agents SET archived_at = %s WHERE id = %s AND workspace = %s AND archived_at IS NULL",
             (archived_at, agent_id, workspace),
+            webhooks,
+            keyed=True,
         )
 
     # environments ------------------------------------------------------------------------------------------
-    async def insert_environment(self, row: EnvironmentRow) -> None:
+    async def insert_environment(self, row: EnvironmentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
         try:
-            await self._db.store(
+            await self._store_with_outbox(
                 "INSERT INTO environments (id, workspace, name, created_at, archived_at, body)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
                 (row.id, row.workspace, row.name, row.created_at, row.archived_at, row.body),
+                webhooks,
             )
         except errors.UniqueViolation as exc:
             raise Conflict(f"an environment named {row.name!r} already exists", code="duplicate_name") from exc
 
-    async def update_environment(self, row: EnvironmentRow) -> None:
+    async def update_environment(self, row: EnvironmentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
         try:
-            await self._db.store(
+            await self._store_with_outbox(
                 "UPDATE environments SET name = %s, archived_at = %s, body = %s WHERE id = %s AND workspace = %s",
                 (row.name, row.archived_at, row.body, row.id, row.workspace),
+                webhooks,
             )
         except errors.UniqueViolation as exc:
             raise Conflict(f"an environment named {row.name!r} already exists", code="duplicate_name") from exc
@@ -220,12 +256,15 @@ class PostgresStore:
         sql = "SELECT workspace, id, name, created_at, archived_at, body FROM environments WHERE "
         return [EnvironmentRow(*r) for r in await self._db.all(sql + " AND ".join(where) + tail, args)]
 
-    async def delete_environment(self, workspace: str, env_id: str) -> bool:
-        return await self._db.run("DELETE FROM environments WHERE id = %s AND workspace = %s", (env_id, workspace)) == 1
+    async def delete_environment(self, workspace: str, env_id: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
+        sql = "DELETE FROM environments WHERE id = %s AND workspace = %s"
+        return await self._store_with_outbox(sql, (env_id, workspace), webhooks, keyed=True) == 1
 
     # sessions ----------------------------------------------------------------------------------------------
-    async def insert_session(self, row: SessionRow, events: Sequence[NewEvent] = ()) -> list[StoredEvent]:
-        sql, params = log.insert_session(row, events)
+    async def insert_session(
+        self, row: SessionRow, events: Sequence[NewEvent] = (), *, webhooks: Sequence[OutboxEvent] = ()
+    ) -> list[StoredEvent]:
+        sql, params = log.insert_session(row, events, webhooks)
         async with self._locks.hold(row.id):
             await self._db.store(sql, params)
             stored = log.stored_events(row.id, len(events), events)
@@ -256,6 +295,9 @@ class PostgresStore:
             assert isinstance(statuses, (list, tuple))
             where.append("status = ANY(%s::text[])")
             args.append(list(statuses))
+        if filters.get("memory_store_id") is not None:
+            where.append("id IN (SELECT session_id FROM memory_attachments WHERE store_id = %s)")
+            args.append(filters["memory_store_id"])
         tail = keyset(query, where, args, mark="%s")
         rows = await self._db.all(f"SELECT {log.SESSION_COLS} FROM sessions WHERE " + " AND ".join(where) + tail, args)
         return [session_row(r) for r in rows]

@@ -20,7 +20,9 @@ from psycopg import errors
 from .._errors import Conflict, LeaseLost, StaleWrite
 from ._cluster import Fence
 from ._postgres_db import nul_is_invalid
+from ._postgres_webhooks import outbox_part
 from ._records import IdempotencyRecord, NewEvent, SessionChange, SessionRow, StoredEvent, TokenCounts
+from ._webhooks import OutboxEvent
 
 if TYPE_CHECKING:
     from ._postgres_db import Connection
@@ -47,8 +49,10 @@ def event_params(events: Sequence[NewEvent]) -> dict[str, Any]:
     }
 
 
-def insert_session(row: SessionRow, events: Sequence[NewEvent]) -> tuple[str, dict[str, Any]]:
-    """The session row and its first events (seqs 1..n)."""
+def insert_session(
+    row: SessionRow, events: Sequence[NewEvent], webhooks: Sequence[OutboxEvent] = ()
+) -> tuple[str, dict[str, Any]]:
+    """The session row and its first events (seqs 1..n), and the outbox rows of `webhooks`."""
     params: dict[str, Any] = {
         "workspace": row.workspace,
         "id": row.id,
@@ -68,6 +72,17 @@ def insert_session(row: SessionRow, events: Sequence[NewEvent]) -> tuple[str, di
     columns = ", ".join(params)
     values = ", ".join(f"%({name})s" for name in params)
     insert = f"INSERT INTO sessions ({columns}) VALUES ({values})"
+    if webhooks:
+        outbox, outbox_params = outbox_part(webhooks, gate="s")
+        params.update(outbox_params)
+        parts = [f"s AS ({insert} RETURNING id)", f"w AS ({outbox})"]
+        if events:
+            params.update(event_params(events))
+            parts.append(
+                "e AS (INSERT INTO events (session_id, seq, id, type, processed_at, body)"
+                f" SELECT s.id, u.ord, u.id, u.type, u.processed_at, u.body FROM s, {_EVENTS_FROM})"
+            )
+        return f"WITH {', '.join(parts)} SELECT 1 FROM s", params
     if not events:
         return insert, params
     params.update(event_params(events))
@@ -139,6 +154,10 @@ def commit_session(
             "i AS (INSERT INTO idempotency (session_id, key, response) SELECT %(sid)s, %(ikey)s, %(iresponse)s FROM s)"
         )
         params["ikey"], params["iresponse"] = idempotency
+    if change is not None and change.webhooks:
+        outbox, outbox_params = outbox_part(change.webhooks, gate="s")
+        parts.append(f"w AS ({outbox})")
+        params.update(outbox_params)
     if processed is not None and processed[0]:
         rewrites, at = processed
         parts.append(

@@ -199,6 +199,135 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (environment_id, worker_id)
     );
     """,
+    # webhooks and deployments (issue 16): endpoints, the outbox (a delivery row per event and subscribed endpoint),
+    # deployments (`next_run_at`: the schedule's next fire, null when none is due) and their runs
+    """
+    CREATE TABLE webhook_endpoints (
+        workspace text COLLATE "C" NOT NULL,
+        id text COLLATE "C" PRIMARY KEY,
+        url text COLLATE "C" NOT NULL,
+        enabled_events text COLLATE "C" NOT NULL,
+        state text COLLATE "C" NOT NULL,
+        disabled_reason text COLLATE "C" NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        description text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        updated_at text COLLATE "C" NOT NULL,
+        secret bytea NOT NULL,
+        consecutive_failures integer NOT NULL DEFAULT 0
+    );
+    CREATE INDEX webhook_endpoints_by_workspace ON webhook_endpoints (workspace, created_at, id);
+    CREATE TABLE webhook_deliveries (
+        endpoint_id text COLLATE "C" NOT NULL,
+        event_id text COLLATE "C" NOT NULL,
+        workspace text COLLATE "C" NOT NULL,
+        type text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        payload text COLLATE "C" NOT NULL,
+        state text COLLATE "C" NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        next_attempt_at text COLLATE "C" NOT NULL,
+        claimed_until text COLLATE "C",
+        last_error text COLLATE "C",
+        delivered_at text COLLATE "C",
+        PRIMARY KEY (endpoint_id, event_id)
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+    CREATE TABLE deployments (
+        workspace text COLLATE "C" NOT NULL,
+        id text COLLATE "C" PRIMARY KEY,
+        created_at text COLLATE "C" NOT NULL,
+        archived_at text COLLATE "C",
+        status text COLLATE "C" NOT NULL,
+        agent_id text COLLATE "C" NOT NULL,
+        next_run_at text COLLATE "C",
+        body text COLLATE "C" NOT NULL
+    );
+    CREATE INDEX deployments_by_workspace ON deployments (workspace, created_at, id);
+    CREATE INDEX deployments_due ON deployments (next_run_at) WHERE next_run_at IS NOT NULL;
+    CREATE TABLE deployment_runs (
+        workspace text COLLATE "C" NOT NULL,
+        id text COLLATE "C" PRIMARY KEY,
+        deployment_id text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        trigger_type text COLLATE "C" NOT NULL,
+        scheduled_at text COLLATE "C",
+        state text COLLATE "C" NOT NULL,
+        has_error integer NOT NULL DEFAULT 0,
+        claimed_until text COLLATE "C",
+        body text COLLATE "C" NOT NULL,
+        UNIQUE (deployment_id, scheduled_at)
+    );
+    CREATE INDEX deployment_runs_by_workspace ON deployment_runs (workspace, created_at, id);
+    CREATE INDEX deployment_runs_pending ON deployment_runs (claimed_until) WHERE state = 'pending'
+    """,
+    # memory stores and skills (issue 17): stores, live memories (one per path), immutable versions, which
+    # sessions a store is attached to; skills and their versions (the uploaded files as one archive)
+    """
+    CREATE TABLE memory_stores (
+        workspace text COLLATE "C" NOT NULL,
+        id text COLLATE "C" PRIMARY KEY,
+        created_at text COLLATE "C" NOT NULL,
+        archived_at text COLLATE "C",
+        body text COLLATE "C" NOT NULL
+    );
+    CREATE INDEX memory_stores_by_created ON memory_stores (workspace, created_at, id);
+    CREATE TABLE memories (
+        workspace text COLLATE "C" NOT NULL,
+        id text COLLATE "C" PRIMARY KEY,
+        store_id text COLLATE "C" NOT NULL,
+        path text COLLATE "C" NOT NULL,
+        content text COLLATE "C" NOT NULL,
+        content_sha256 text COLLATE "C" NOT NULL,
+        content_size_bytes integer NOT NULL,
+        version_id text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        updated_at text COLLATE "C" NOT NULL
+    );
+    CREATE UNIQUE INDEX memories_by_path ON memories (store_id, path);
+    CREATE TABLE memory_versions (
+        workspace text COLLATE "C" NOT NULL,
+        id text COLLATE "C" PRIMARY KEY,
+        store_id text COLLATE "C" NOT NULL,
+        memory_id text COLLATE "C" NOT NULL,
+        operation text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        path text COLLATE "C",
+        content text COLLATE "C",
+        content_sha256 text COLLATE "C",
+        content_size_bytes integer,
+        created_by text COLLATE "C",
+        session_id text COLLATE "C",
+        api_key_id text COLLATE "C",
+        redacted_at text COLLATE "C",
+        redacted_by text COLLATE "C"
+    );
+    CREATE INDEX memory_versions_by_created ON memory_versions (store_id, created_at, id);
+    CREATE INDEX memory_versions_by_memory ON memory_versions (memory_id, created_at, id);
+    CREATE TABLE memory_attachments (
+        store_id text COLLATE "C" NOT NULL,
+        session_id text COLLATE "C" NOT NULL,
+        PRIMARY KEY (store_id, session_id)
+    );
+    CREATE INDEX memory_attachments_by_session ON memory_attachments (session_id);
+    CREATE TABLE skills (
+        workspace text COLLATE "C" NOT NULL,
+        id text COLLATE "C" PRIMARY KEY,
+        created_at text COLLATE "C" NOT NULL,
+        source text COLLATE "C" NOT NULL,
+        body text COLLATE "C" NOT NULL
+    );
+    CREATE INDEX skills_by_created ON skills (workspace, created_at, id);
+    CREATE TABLE skill_versions (
+        workspace text COLLATE "C" NOT NULL,
+        id text COLLATE "C" PRIMARY KEY,
+        skill_id text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        body text COLLATE "C" NOT NULL,
+        archive bytea NOT NULL
+    );
+    CREATE INDEX skill_versions_by_skill ON skill_versions (skill_id, created_at, id)
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from ._census import Census
 from ._cluster import Cluster, Fence
+from ._deployments import DeploymentStore
+from ._memory import MemoryStorage
 from ._records import (
     AgentRow,
     CredentialRow,
@@ -30,6 +33,8 @@ from ._records import (
     StoredEvent,
     VaultRow,
 )
+from ._skills import SkillStorage
+from ._webhooks import OutboxEvent, WebhookStore
 from ._work import WorkStore
 
 CommitListener = Callable[[Sequence[StoredEvent]], None]
@@ -39,6 +44,31 @@ class Store(Protocol):
     @property
     def work(self) -> WorkStore:
         """The work queue of self-hosted environments (`_work.py`)."""
+        ...
+
+    @property
+    def memory(self) -> MemoryStorage:
+        """Memory stores, memories and their versions (`_memory.py`)."""
+        ...
+
+    @property
+    def skills(self) -> SkillStorage:
+        """Skills and their versions (`_skills.py`)."""
+        ...
+
+    @property
+    def deployments(self) -> DeploymentStore:
+        """Deployments and their runs (`_deployments.py`)."""
+        ...
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        """Webhook endpoints and the delivery outbox (`_webhooks.py`)."""
+        ...
+
+    @property
+    def census(self) -> Census:
+        """Sessions and work items counted by state, for `/metrics` (`_census.py`)."""
         ...
 
     @property
@@ -52,8 +82,9 @@ class Store(Protocol):
     def add_commit_listener(self, listener: CommitListener) -> None: ...
 
     # agents
-    async def insert_agent(self, row: AgentRow) -> None: ...
-    async def add_agent_version(self, row: AgentRow) -> None:
+    # (`webhooks`: outbox rows committed in the same transaction, when the write changed a row; see `_webhooks.py`)
+    async def insert_agent(self, row: AgentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None: ...
+    async def add_agent_version(self, row: AgentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
         """Insert version `row.version`; `Conflict` if it exists or is not latest+1."""
         ...
 
@@ -62,20 +93,26 @@ class Store(Protocol):
     async def list_agent_versions(
         self, workspace: str, agent_id: str, *, before_version: int | None, limit: int
     ) -> list[AgentRow]: ...
-    async def archive_agent(self, workspace: str, agent_id: str, archived_at: str) -> None: ...
+    async def archive_agent(
+        self, workspace: str, agent_id: str, archived_at: str, *, webhooks: Sequence[OutboxEvent] = ()
+    ) -> None: ...
 
     # environments
-    async def insert_environment(self, row: EnvironmentRow) -> None:
+    async def insert_environment(self, row: EnvironmentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
         """`Conflict` when the name is taken in the workspace."""
         ...
 
-    async def update_environment(self, row: EnvironmentRow) -> None: ...
+    async def update_environment(self, row: EnvironmentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None: ...
     async def get_environment(self, workspace: str, env_id: str) -> EnvironmentRow | None: ...
     async def list_environments(self, workspace: str, query: ListQuery) -> list[EnvironmentRow]: ...
-    async def delete_environment(self, workspace: str, env_id: str) -> bool: ...
+    async def delete_environment(
+        self, workspace: str, env_id: str, *, webhooks: Sequence[OutboxEvent] = ()
+    ) -> bool: ...
 
     # sessions
-    async def insert_session(self, row: SessionRow, events: Sequence[NewEvent] = ()) -> list[StoredEvent]: ...
+    async def insert_session(
+        self, row: SessionRow, events: Sequence[NewEvent] = (), *, webhooks: Sequence[OutboxEvent] = ()
+    ) -> list[StoredEvent]: ...
     async def get_session(self, workspace: str | None, session_id: str) -> SessionRow | None:
         """`workspace=None` looks across workspaces (recovery only)."""
         ...

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ._webhooks import OutboxEvent
+
 
 class NewEvent(NamedTuple):
     """An event the runtime has built and serialized, not yet given a `seq`. (A NamedTuple: built per event.)"""
@@ -119,6 +121,8 @@ class SessionChange:
     updated_at: str | None = None
     usage: TokenCounts | None = None
     """Added to the session's counters (never a rewrite of the document)."""
+    webhooks: tuple[OutboxEvent, ...] = ()
+    """Webhook events this change causes: their outbox rows commit in its transaction (`_webhooks.py`)."""
 
 
 @dataclass(frozen=True, slots=True)

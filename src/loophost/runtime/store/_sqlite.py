@@ -31,9 +31,15 @@ from ._records import (
     VaultRow,
 )
 from ._sql import keyset, session_row
+from ._sqlite_census import SQLiteCensus
+from ._sqlite_deployments import SQLiteDeploymentStore
 from ._sqlite_engine import SeqAllocator, SessionGone, SQLiteEngine, append_rows
+from ._sqlite_memory import SQLiteMemoryStorage
 from ._sqlite_schema import migrate
+from ._sqlite_skills import SQLiteSkillStorage
+from ._sqlite_webhooks import SQLiteWebhookStore, write_outbox
 from ._sqlite_work import SQLiteWorkStore
+from ._webhooks import OutboxEvent
 
 _EVENT_COLS = "seq, id, type, processed_at, body"
 _SESSION_COLS = (
@@ -104,6 +110,11 @@ class SQLiteStore:
         self.path = raw
         self._engine = SQLiteEngine(raw, synchronous=synchronous.upper())
         self.work = SQLiteWorkStore(self._engine)
+        self.census = SQLiteCensus(self._engine)
+        self.webhooks = SQLiteWebhookStore(self._engine)
+        self.deployments = SQLiteDeploymentStore(self._engine)
+        self.memory = SQLiteMemoryStorage(self._engine)
+        self.skills = SQLiteSkillStorage(self._engine)
 
     async def open(self) -> None:
         await self._engine.open(migrate)
@@ -117,7 +128,7 @@ class SQLiteStore:
         self._engine.add_listener(listener)
 
     # agents ------------------------------------------------------------------------------------------------
-    async def insert_agent(self, row: AgentRow) -> None:
+    async def insert_agent(self, row: AgentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
         def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
             conn.execute(
                 "INSERT INTO agents (id, workspace, version, created_at, archived_at, body) VALUES (?,?,?,?,?,?)",
@@ -127,11 +138,12 @@ class SQLiteStore:
                 "INSERT INTO agent_versions (agent_id, version, body) VALUES (?,?,?)",
                 (row.id, row.version, row.body),
             )
+            write_outbox(conn, webhooks)
             return None, ()
 
         await self._engine.write(fn)
 
-    async def add_agent_version(self, row: AgentRow) -> None:
+    async def add_agent_version(self, row: AgentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
         def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
             cur = conn.execute(
                 "UPDATE agents SET version = ?, body = ? WHERE id = ? AND workspace = ? AND version = ?",
@@ -146,6 +158,7 @@ class SQLiteStore:
                 "INSERT INTO agent_versions (agent_id, version, body) VALUES (?,?,?)",
                 (row.id, row.version, row.body),
             )
+            write_outbox(conn, webhooks)
             return None, ()
 
         await self._engine.write(fn)
@@ -198,18 +211,22 @@ class SQLiteStore:
 
         return await self._engine.read(fn)
 
-    async def archive_agent(self, workspace: str, agent_id: str, archived_at: str) -> None:
+    async def archive_agent(
+        self, workspace: str, agent_id: str, archived_at: str, *, webhooks: Sequence[OutboxEvent] = ()
+    ) -> None:
         def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
-            conn.execute(
+            cur = conn.execute(
                 "UPDATE agents SET archived_at = ? WHERE id = ? AND workspace = ? AND archived_at IS NULL",
                 (archived_at, agent_id, workspace),
             )
+            if cur.rowcount == 1:
+                write_outbox(conn, webhooks)
             return None, ()
 
         await self._engine.write(fn)
 
     # environments ------------------------------------------------------------------------------------------
-    async def insert_environment(self, row: EnvironmentRow) -> None:
+    async def insert_environment(self, row: EnvironmentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
         def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
             try:
                 conn.execute(
@@ -219,19 +236,22 @@ class SQLiteStore:
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"an environment named {row.name!r} already exists", code="duplicate_name") from exc
+            write_outbox(conn, webhooks)
             return None, ()
 
         await self._engine.write(fn)
 
-    async def update_environment(self, row: EnvironmentRow) -> None:
+    async def update_environment(self, row: EnvironmentRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
         def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
             try:
-                conn.execute(
+                cur = conn.execute(
                     "UPDATE environments SET name = ?, archived_at = ?, body = ? WHERE id = ? AND workspace = ?",
                     (row.name, row.archived_at, row.body, row.id, row.workspace),
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"an environment named {row.name!r} already exists", code="duplicate_name") from exc
+            if cur.rowcount == 1:
+                write_outbox(conn, webhooks)
             return None, ()
 
         await self._engine.write(fn)
@@ -256,15 +276,19 @@ class SQLiteStore:
 
         return await self._engine.read(fn)
 
-    async def delete_environment(self, workspace: str, env_id: str) -> bool:
+    async def delete_environment(self, workspace: str, env_id: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
         def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
             cur = conn.execute("DELETE FROM environments WHERE id = ? AND workspace = ?", (env_id, workspace))
+            if cur.rowcount == 1:
+                write_outbox(conn, webhooks)
             return cur.rowcount == 1, ()
 
         return await self._engine.write(fn)
 
     # sessions ----------------------------------------------------------------------------------------------
-    async def insert_session(self, row: SessionRow, events: Sequence[NewEvent] = ()) -> list[StoredEvent]:
+    async def insert_session(
+        self, row: SessionRow, events: Sequence[NewEvent] = (), *, webhooks: Sequence[OutboxEvent] = ()
+    ) -> list[StoredEvent]:
         def fn(conn: sqlite3.Connection) -> tuple[list[StoredEvent], Sequence[StoredEvent]]:
             conn.execute(
                 f"INSERT INTO sessions ({_SESSION_INSERT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -285,6 +309,7 @@ class SQLiteStore:
                 ),
             )
             stored = _append_guarded(conn, self._engine.seqs, row.id, events)
+            write_outbox(conn, webhooks)
             return stored, stored
 
         return await self._engine.write(fn)
@@ -318,6 +343,9 @@ class SQLiteStore:
                 assert isinstance(statuses, (list, tuple))
                 where.append(f"status IN ({','.join('?' * len(statuses))})")
                 args.extend(statuses)
+            if filters.get("memory_store_id") is not None:
+                where.append("id IN (SELECT session_id FROM memory_attachments WHERE store_id = ?)")
+                args.append(filters["memory_store_id"])
             tail = keyset(query, where, args, mark="?")
             return [
                 session_row(r)
@@ -387,6 +415,7 @@ class SQLiteStore:
                             args.append(added)
                 if change.checkpoint is not None:
                     _write_checkpoint(conn, session_id, change.checkpoint)
+                write_outbox(conn, change.webhooks)
                 if expected_revision is None:
                     conn.execute(f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?", (*args, session_id))
                 else:

@@ -190,6 +190,135 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (environment_id, worker_id)
     ) WITHOUT ROWID
     """,
+    # webhooks and deployments (issue 16): endpoints, the outbox (a delivery row per event and subscribed endpoint),
+    # deployments (`next_run_at`: the schedule's next fire, null when none is due) and their runs
+    """
+    CREATE TABLE webhook_endpoints (
+        workspace TEXT NOT NULL,
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        enabled_events TEXT NOT NULL,
+        state TEXT NOT NULL,
+        disabled_reason TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        secret BLOB NOT NULL,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX webhook_endpoints_by_workspace ON webhook_endpoints (workspace, created_at, id);
+    CREATE TABLE webhook_deliveries (
+        endpoint_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        workspace TEXT NOT NULL,
+        type TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        claimed_until TEXT,
+        last_error TEXT,
+        delivered_at TEXT,
+        PRIMARY KEY (endpoint_id, event_id)
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+    CREATE TABLE deployments (
+        workspace TEXT NOT NULL,
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        archived_at TEXT,
+        status TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        next_run_at TEXT,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX deployments_by_workspace ON deployments (workspace, created_at, id);
+    CREATE INDEX deployments_due ON deployments (next_run_at) WHERE next_run_at IS NOT NULL;
+    CREATE TABLE deployment_runs (
+        workspace TEXT NOT NULL,
+        id TEXT PRIMARY KEY,
+        deployment_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        trigger_type TEXT NOT NULL,
+        scheduled_at TEXT,
+        state TEXT NOT NULL,
+        has_error INTEGER NOT NULL DEFAULT 0,
+        claimed_until TEXT,
+        body TEXT NOT NULL,
+        UNIQUE (deployment_id, scheduled_at)
+    );
+    CREATE INDEX deployment_runs_by_workspace ON deployment_runs (workspace, created_at, id);
+    CREATE INDEX deployment_runs_pending ON deployment_runs (claimed_until) WHERE state = 'pending'
+    """,
+    # memory stores and skills (issue 17): stores, live memories (one per path), immutable versions, which
+    # sessions a store is attached to; skills and their versions (the uploaded files as one archive)
+    """
+    CREATE TABLE memory_stores (
+        workspace TEXT NOT NULL,
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        archived_at TEXT,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX memory_stores_by_created ON memory_stores (workspace, created_at, id);
+    CREATE TABLE memories (
+        workspace TEXT NOT NULL,
+        id TEXT PRIMARY KEY,
+        store_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        content TEXT NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        content_size_bytes INTEGER NOT NULL,
+        version_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX memories_by_path ON memories (store_id, path);
+    CREATE TABLE memory_versions (
+        workspace TEXT NOT NULL,
+        id TEXT PRIMARY KEY,
+        store_id TEXT NOT NULL,
+        memory_id TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        path TEXT,
+        content TEXT,
+        content_sha256 TEXT,
+        content_size_bytes INTEGER,
+        created_by TEXT,
+        session_id TEXT,
+        api_key_id TEXT,
+        redacted_at TEXT,
+        redacted_by TEXT
+    );
+    CREATE INDEX memory_versions_by_created ON memory_versions (store_id, created_at, id);
+    CREATE INDEX memory_versions_by_memory ON memory_versions (memory_id, created_at, id);
+    CREATE TABLE memory_attachments (
+        store_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        PRIMARY KEY (store_id, session_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX memory_attachments_by_session ON memory_attachments (session_id);
+    CREATE TABLE skills (
+        workspace TEXT NOT NULL,
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX skills_by_created ON skills (workspace, created_at, id);
+    CREATE TABLE skill_versions (
+        workspace TEXT NOT NULL,
+        id TEXT PRIMARY KEY,
+        skill_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        body TEXT NOT NULL,
+        archive BLOB NOT NULL
+    );
+    CREATE INDEX skill_versions_by_skill ON skill_versions (skill_id, created_at, id)
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

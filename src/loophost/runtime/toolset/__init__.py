@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,9 +29,12 @@ from ._confine import OUTPUTS, UPLOADS, WORKSPACE, Confined, ToolError
 from ._egress import EgressProxy, HostPolicy
 from ._files_tools import file_tools
 from ._inject import Secret, SecretSource, placeholder
+from ._memory_mount import MemoryMount, load_index, materialize, memory_mounts, sync_mount
+from ._memory_mount import scan as scan_memory
 from ._outputs import sync_outputs
 from ._sandbox import (
     FORWARDER_PORT,
+    SANDBOX_BUNDLE,
     Limits,
     SandboxSpec,
     find_bwrap,
@@ -40,6 +43,8 @@ from ._sandbox import (
     shell_command,
     write_identity,
 )
+from ._skills_mount import SKILLS_ROOT, unpack_skills
+from ._tls import CA_ENV_NAMES, EgressCA
 from ._web import SearchBackend, SearchResult, SearxngBackend, WebFetchTool, WebRules, WebSearchTool
 from ._workspace import SessionDirs, Workspaces, place_mount
 
@@ -81,11 +86,31 @@ class SecretVaults(Protocol):
     ) -> Sequence[EnvironmentSecretView]: ...
 
 
+class MemoryHost(Protocol):
+    """Where the sandbox's memory mounts come from and go to (`Runtime.memory`)."""
+
+    async def snapshot(self, workspace: str, store_id: str) -> list[tuple[str, str]]: ...
+    async def session_write(self, workspace: str, store_id: str, path: str, content: str, session_id: str) -> None: ...
+    async def session_delete(self, workspace: str, store_id: str, path: str, session_id: str) -> None: ...
+
+
+class SkillsHost(Protocol):
+    """Where the session agent's skills come from (`Runtime.skills`)."""
+
+    async def session_skills(self, workspace: str, session: wire.Session) -> Sequence[tuple[Any, bytes]]: ...
+
+
 class ToolHost(Protocol):
     """What the toolset needs of the runtime (`Runtime` is one)."""
 
     @property
     def vaults(self) -> SecretVaults: ...
+
+    @property
+    def memory(self) -> MemoryHost: ...
+
+    @property
+    def skills(self) -> SkillsHost: ...
 
     async def get_session(self, workspace: str, session_id: str) -> wire.Session: ...
 
@@ -110,6 +135,10 @@ class _Session:
     placeholders: dict[str, str] = field(default_factory=dict)
     """`environment_variable` credential name -> the placeholder the sandbox sees (kept for the session's life)."""
     mounts: tuple[str, ...] = ()
+    memory: tuple[MemoryMount, ...] = ()
+    """The session's memory stores, bound at /mnt/memory/<slug> (`_memory_mount.py`)."""
+    skills: bool = False
+    """Whether the agent's skills are unpacked at /mnt/skills (`_skills_mount.py`)."""
     shell: Shell | None = None
     proxy: EgressProxy | None = None
     cgroup: Path | None = None
@@ -179,6 +208,8 @@ class Toolset:
         self._setup_locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._socket_dir: str | None = None
+        self._ca: EgressCA | None = None
+        self._ca_lock = asyncio.Lock()
         self._warned_pids = False
         self.web_search = WebSearchTool(self, search_backend, search_unavailable_reason)
         tools: list[BuiltinTool] = [BashTool(self), *file_tools(self), WebFetchTool(self), self.web_search]
@@ -195,7 +226,8 @@ class Toolset:
     def tools(self) -> dict[str, BuiltinTool]:
         if self.refusal is not None:
             return {name: _Refused(tool, self.refusal) for name, tool in self._tools.items()}
-        return dict(self._tools)
+        tools = self._tools.items()
+        return {name: _MemorySynced(tool, self) if name in WRITING_TOOLS else tool for name, tool in tools}
 
     @property
     def unavailable(self) -> dict[str, str]:
@@ -237,7 +269,13 @@ class Toolset:
                     self_hosted,
                     vault_ids=tuple(session.vault_ids),
                     placeholders=dict(dirs.load_json("placeholders.json") or {}),
+                    memory=() if self_hosted else memory_mounts(session),
                 )
+                await self._mount_memory(state)
+                if session.agent.skills and not self_hosted:
+                    found = await host.skills.session_skills(ctx.workspace, session)
+                    pairs = [(version.name, archive) for version, archive in found]
+                    state.skills = bool(await asyncio.to_thread(unpack_skills, dirs, pairs))
             state.used = time.monotonic()
             await self._place_mounts(state, session)
             return state
@@ -259,9 +297,24 @@ class Toolset:
                 log.warning("session %s: cannot mount %s at %s: %s", session.id, resource.file_id, path, exc)
         state.mounts = tuple(mounts)
 
+    async def _mount_memory(self, state: _Session) -> None:
+        """Copy each attached store into its directory, the first time the session's sandbox is set up."""
+        host = self._need_host()
+        for mount in state.memory:
+            if await asyncio.to_thread(load_index, state.dirs, mount) is not None:
+                continue  # the session's own view since then (and what it changed, synced or not)
+            memories = await host.memory.snapshot(state.workspace, mount.store_id)
+            await asyncio.to_thread(materialize, state.dirs, mount, memories)
+
     async def confined(self, ctx: ToolContext) -> Confined:
         state = await self._sandbox_session(ctx)
-        return self.workspaces.confined(state.dirs, state.mounts)
+        return Confined(
+            state.dirs.fs,
+            owner=state.dirs.owner,
+            mounts=state.mounts,
+            readable=[m.sandbox_path for m in state.memory if m.read_only] + ([SKILLS_ROOT] if state.skills else []),
+            writable=[m.sandbox_path for m in state.memory if not m.read_only],
+        )
 
     async def _sandbox_session(self, ctx: ToolContext) -> _Session:
         state = await self._session(ctx)
@@ -333,6 +386,10 @@ class Toolset:
         env.update(paths, HOME=paths["WORKSPACE"])
         secrets = await self._placeholders(state, env)
         socket_path: Path | None = None
+        ca = await self._egress_ca() if secrets is not None else None
+        if ca is not None:  # HTTPS to a credential's hosts is intercepted: the sandbox trusts the egress CA
+            bundle = SANDBOX_BUNDLE if sandboxed else str(ca.bundle_path)
+            env.update(dict.fromkeys(CA_ENV_NAMES, bundle))
         if not state.policy.is_unrestricted or secrets is not None:
             if state.proxy is None:
                 state.proxy = EgressProxy(state.policy)
@@ -342,7 +399,7 @@ class Toolset:
                     await state.proxy.start_unix(Path(self._socket_dir) / f"{dirs.base.name}.sock")
                 else:  # the fallback, or unrestricted networking (the host's loopback is the sandbox's)
                     await state.proxy.start_tcp()
-            state.proxy.secrets = secrets
+            state.proxy.secrets, state.proxy.ca = secrets, ca
             socket_path = state.proxy.socket_path
             port = FORWARDER_PORT if socket_path is not None else state.proxy.port
             proxy_url = f"http://127.0.0.1:{port}"
@@ -354,6 +411,9 @@ class Toolset:
             mounts=state.mounts,
             host_network=state.policy.is_unrestricted,
             egress_socket=socket_path,
+            directories=tuple((m.sandbox_path, m.read_only) for m in state.memory)
+            + (((SKILLS_ROOT, True),) if state.skills else ()),
+            ca_bundle=ca.bundle_path if ca is not None else None,
         )
         if state.cgroup is None:
             state.cgroup = pids_cgroup(dirs.base.name, self.limits.processes)
@@ -373,16 +433,26 @@ class Toolset:
         self._ensure_reaper()
         return shell
 
+    async def _egress_ca(self) -> EgressCA:
+        """The runtime's egress CA (`_tls.py`), loaded or created beside the workspaces on first use."""
+        async with self._ca_lock:
+            if self._ca is None:
+                try:
+                    self._ca = await asyncio.to_thread(EgressCA.load_or_create, self.workspaces.root)
+                except (OSError, ValueError) as exc:  # unreadable or damaged: the shell does not start
+                    raise RuntimeError(f"the egress CA cannot be loaded: {exc}") from exc
+            return self._ca
+
     async def _placeholders(self, state: _Session, env: dict[str, str]) -> SecretSource | None:
         """Put a placeholder in `env` for each `environment_variable` credential of the session's vaults, and
         return what the egress proxy substitutes them with (None: the session has none). The sandbox's own
-        variables (PATH, HOME, the proxy's) keep their values."""
+        variables (PATH, HOME, the proxy's, the CA bundle's) keep their values."""
         host = self._need_host()
         if not state.vault_ids:
             return None
         current = await host.vaults.environment_secrets(state.workspace, state.vault_ids)
         for secret in current:
-            if secret.name in env or secret.name.lower().endswith("_proxy"):
+            if secret.name in env or secret.name in CA_ENV_NAMES or secret.name.lower().endswith("_proxy"):
                 log.warning("environment_variable credential %s is not set: the sandbox defines it", secret.name)
                 continue
             env[secret.name] = state.placeholders.setdefault(secret.name, placeholder())
@@ -433,6 +503,30 @@ class Toolset:
             except Exception:
                 log.exception("session %s: syncing outputs failed", ctx.session_id)
 
+    async def sync_memory(self, session_id: str) -> list[str]:
+        """Write what the session changed in its read-write memory mounts to the stores, as versions by its
+        session; notes about files that could not be saved. Raises when a store cannot be written (the next call
+        tries again: nothing is marked synced that was not)."""
+        state = self._sessions.get(session_id)
+        host = self._host
+        if state is None or host is None or not state.memory:
+            return []
+        notes: list[str] = []
+        async with state.outputs_lock:
+            for mount in state.memory:
+
+                async def write(path: str, content: str, mount: MemoryMount = mount) -> None:
+                    await host.memory.session_write(state.workspace, mount.store_id, path, content, session_id)
+
+                async def remove(path: str, mount: MemoryMount = mount) -> None:
+                    await host.memory.session_delete(state.workspace, mount.store_id, path, session_id)
+
+                async def files(mount: MemoryMount = mount) -> tuple[dict[str, bytes], list[str]]:
+                    return await asyncio.to_thread(scan_memory, state.dirs, mount)
+
+                notes += await sync_mount(state.dirs, mount, write, remove, files)
+        return notes
+
     def _tool_config(self, session: wire.Session, name: str) -> wire.AgentToolConfig | None:
         for tool in session.agent.tools:
             if isinstance(tool, wire.AgentToolset):
@@ -459,12 +553,16 @@ class Toolset:
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def close_session(self, session_id: str) -> None:
-        """Kill the session's processes and stop its proxy (archive, idle); its files stay."""
-        state = self._sessions.pop(session_id, None)
-        self._setup_locks.pop(session_id, None)
+        """Kill the session's processes and stop its proxy (archive, idle); its files stay, and what its processes
+        last wrote to its memory mounts is synced."""
+        state = self._sessions.get(session_id)
         if state is None:
+            self._setup_locks.pop(session_id, None)
             return
         await self._stop_shell(state)
+        await self._sync_quietly(session_id)
+        self._sessions.pop(session_id, None)
+        self._setup_locks.pop(session_id, None)
         if state.proxy is not None:
             await state.proxy.close()
             if state.proxy.socket_path is not None:
@@ -482,13 +580,29 @@ class Toolset:
             self._reaper = asyncio.create_task(self._reap_idle(), name="loophost-toolset-idle")
 
     async def _reap_idle(self) -> None:
-        """Close shells nobody used for `idle_timeout` (a terminated or abandoned session's processes too)."""
+        """Close shells nobody used for `idle_timeout` (a terminated or abandoned session's processes too), and
+        sync the memory mounts of sessions in use (every `MEMORY_SYNC_SECONDS`, as the official worker does): what
+        an interrupted call wrote without returning a result."""
         while True:
-            await asyncio.sleep(min(60.0, self.idle_timeout))
+            await asyncio.sleep(min(MEMORY_SYNC_SECONDS, self.idle_timeout))
             now = time.monotonic()
             for session_id, state in list(self._sessions.items()):
                 if state.shell is not None and now - state.used > self.idle_timeout and not state.lock.locked():
                     await self.close_session(session_id)
+                elif state.memory and now - state.used <= self.idle_timeout and not state.lock.locked():
+                    await self._sync_quietly(session_id)  # also what an interrupted call left unsynced
+
+    async def sync_memory_quietly(self, session_id: str) -> None:
+        """`sync_memory` when the session has memory mounts here (at idle); a failure is logged and retried."""
+        state = self._sessions.get(session_id)
+        if state is not None and state.memory and not state.lock.locked():
+            await self._sync_quietly(session_id)
+
+    async def _sync_quietly(self, session_id: str) -> None:
+        try:
+            await self.sync_memory(session_id)
+        except Exception:  # retried at the next sync; nothing is marked synced that was not
+            log.exception("session %s: syncing memory failed", session_id)
 
     async def close(self) -> None:
         if self._reaper is not None:
@@ -508,6 +622,36 @@ NO_SANDBOX = (
     "LOOPHOST_BWRAP at a bwrap binary; to run tools without a sandbox on a machine you trust, start the server with "
     "--unsafe-no-sandbox."
 )
+
+
+MEMORY_SYNC_SECONDS = 15.0
+"""How often the memory mounts of sessions in use are synced between tool calls."""
+WRITING_TOOLS = ("bash", "write", "edit")
+"""The tools after which memory mounts are synced."""
+
+
+class _MemorySynced:
+    """A tool that can write, followed by the sync of the session's memory mounts before its result is returned
+    (so the result the model sees, once committed, never announces a write the store lacks)."""
+
+    def __init__(self, tool: BuiltinTool, toolset: Toolset) -> None:
+        self.name = tool.name
+        self.description = tool.description
+        self.input_schema = tool.input_schema
+        self._tool = tool
+        self._toolset = toolset
+
+    async def run(self, ctx: ToolContext, tool_input: dict[str, Any]) -> ToolOutput:
+        output = await self._tool.run(ctx, tool_input)
+        try:
+            notes = await self._toolset.sync_memory(ctx.session_id)
+        except Exception as exc:
+            log.exception("session %s: syncing memory failed", ctx.session_id)
+            note = f"[memory: saving to the memory store failed ({exc}); it is retried after the next call]"
+            return replace(output, text=f"{output.text}\n{note}".strip("\n"), is_error=True)
+        if notes:
+            return replace(output, text="\n".join([output.text, *(f"[memory: {n}]" for n in notes)]).strip("\n"))
+        return output
 
 
 class _Refused:

@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import secrets
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,12 @@ DEFAULT_TIMEOUT_MS = 120_000
 MAX_TIMEOUT_MS = 600_000
 MAX_OUTPUT_CHARS = 30_000
 _START_TIMEOUT = 20.0
+_LIVE: weakref.WeakSet[Shell] = weakref.WeakSet()
+
+
+def live_sandboxes() -> int:
+    """Sandboxed shells whose process runs (the `loophost_sandbox_processes` gauge, read when scraped)."""
+    return sum(1 for shell in list(_LIVE) if shell._proc is not None and shell._proc.returncode is None)
 
 
 def ansi_c_quote(text: str) -> str:
@@ -125,6 +132,7 @@ class Shell:
         """Spawn the sandbox (limits and cgroup as the `_sandbox` module docstring says) and wait until its shell
         answers. Raises RuntimeError (or OSError) when it cannot be started as configured."""
         self._proc = await self._spawn()
+        _LIVE.add(self)
         self._reader = asyncio.create_task(self._read(), name=f"loophost-shell-{self._proc.pid}")
         status, text = await self.run(":", _START_TIMEOUT)
         if status != 0:

@@ -74,11 +74,22 @@ class Confined:
     directories are given, so the sandbox (which runs as that uid) can change what the file tools wrote.
     """
 
-    def __init__(self, root: Path, *, owner: tuple[int, int] | None = None, mounts: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        owner: tuple[int, int] | None = None,
+        mounts: Iterable[str] = (),
+        readable: Iterable[str] = (),
+        writable: Iterable[str] = (),
+    ) -> None:
+        """`readable`/`writable`: more sandbox directories than the standard ones (memory store mounts)."""
         self.root = root
         self._real_root = os.path.realpath(root)
         self.owner = owner
         self.mounts = frozenset(posixpath.normpath(m) for m in mounts)
+        self._writable = (*WRITABLE_ROOTS, *writable)
+        self._readable = (*READABLE_ROOTS, *readable, *writable)
 
     # paths -----------------------------------------------------------------------------------------------
     def normalize(self, path: object) -> str:
@@ -97,10 +108,10 @@ class Confined:
         return "/" + normalized.lstrip("/")  # normpath keeps a leading '//'
 
     def readable(self, path: str) -> bool:
-        return any(under(path, r) for r in READABLE_ROOTS) or path in self.mounts
+        return any(under(path, r) for r in self._readable) or path in self.mounts
 
     def writable(self, path: str) -> bool:
-        return any(under(path, r) for r in WRITABLE_ROOTS) and path not in self.mounts
+        return any(under(path, r) for r in self._writable) and path not in self.mounts
 
     def path_of(self, fd: int) -> str:
         """The sandbox path of an open file descriptor, from the kernel's own record of what was opened."""
@@ -139,7 +150,7 @@ class Confined:
         fd, real = self.open_path(path)
         try:
             if not self.readable(real):
-                raise ToolError(f"{real}: outside the readable sandbox directories ({', '.join(READABLE_ROOTS)})")
+                raise ToolError(f"{real}: outside the readable sandbox directories ({', '.join(self._readable)})")
             st = os.fstat(fd)
             if stat.S_ISDIR(st.st_mode):
                 if not directory:
@@ -161,7 +172,7 @@ class Confined:
         try:
             target = posixpath.join(dir_real, name)
             if not self.writable(target):
-                raise ToolError(f"{target}: not writable (writable: {', '.join(WRITABLE_ROOTS)}; mounts are read-only)")
+                raise ToolError(f"{target}: not writable (writable: {', '.join(self._writable)}; mounts are read-only)")
             try:
                 fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
             except FileNotFoundError:
@@ -187,7 +198,7 @@ class Confined:
         fd, real = self.open_path(path)
         try:
             if not self.writable(real):
-                raise ToolError(f"{real}: not writable (writable: {', '.join(WRITABLE_ROOTS)}; mounts are read-only)")
+                raise ToolError(f"{real}: not writable (writable: {', '.join(self._writable)}; mounts are read-only)")
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise ToolError(f"{real} is not a regular file")

@@ -6,8 +6,10 @@ that ignores the proxy variables simply has no route. It speaks `CONNECT host:po
 `GET http://host/...` forwarding, one request per connection, and answers 403 to any other host. web_fetch applies
 the same `HostPolicy` in the runtime process.
 
-With `environment_variable` credentials the proxy also substitutes their placeholders in plain-HTTP requests to
-their allowed hosts (`_inject.py`); it then runs under `unrestricted` networking too (on a loopback port).
+With `environment_variable` credentials the proxy also substitutes their placeholders in requests to their allowed
+hosts (`_inject.py`); it then runs under `unrestricted` networking too (on a loopback port). Plain HTTP is
+substituted here; a `CONNECT` to a host:port that a credential applies to is intercepted (TLS with a certificate
+from the runtime's CA, `_tls.py`, `_intercept.py`) when the proxy has a CA; every other `CONNECT` is a blind tunnel.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import _inject
+from . import _inject, _intercept
 from ._inject import SecretSource
+from ._tls import EgressCA
 
 log = logging.getLogger("loophost.toolset")
 
@@ -125,9 +128,11 @@ def _bad(reason: str) -> bytes:
 class EgressProxy:
     """One session's proxy. Owns its server and every connection task; `close` cancels and awaits them all."""
 
-    def __init__(self, policy: HostPolicy, secrets: SecretSource | None = None) -> None:
+    def __init__(self, policy: HostPolicy, secrets: SecretSource | None = None, ca: EgressCA | None = None) -> None:
         self.policy = policy
         self.secrets = secrets
+        self.ca = ca
+        """Set with `secrets`: HTTPS to a credential's hosts is intercepted with certificates from this CA."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port: int | None = None
@@ -159,15 +164,21 @@ class EgressProxy:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        cancelled = False
         try:
             await self._handle(reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
             pass
+        except asyncio.CancelledError:  # `close` cancels and awaits it: end quietly (asyncio logs a handler task
+            cancelled = True  # that ends cancelled), and drop the connection without waiting for a TLS goodbye
         finally:
             self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            if cancelled:
+                writer.transport.abort()
+            else:
+                writer.close()
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await writer.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _HEADER_TIMEOUT)
@@ -188,6 +199,10 @@ class EgressProxy:
             host, port = host.strip("[]"), int(port_text)
             if not self.policy.allows(host, port):
                 writer.write(_forbidden(host))
+                return
+            secrets = self.secrets
+            if self.ca is not None and secrets is not None and _inject.for_host(await secrets(), host, port):
+                await _intercept.tunnel(reader, writer, host, port, self.ca, secrets)
                 return
             try:
                 up_reader, up_writer = await asyncio.open_connection(host, port)
@@ -240,7 +255,9 @@ class EgressProxy:
         up_writer.write(upstream_head.encode("latin-1"))
         if body:
             up_writer.write(body)
-        await self._relay(reader, writer, up_reader, up_writer)
+        # the response (delimited by the close) comes back with the substituted values masked: an echo does not
+        # hand them to the sandbox (same-length masks keep its framing)
+        await self._relay(reader, writer, up_reader, up_writer, _intercept.Redactor([s.value for s in found]))
 
     async def _relay(
         self,
@@ -248,12 +265,17 @@ class EgressProxy:
         writer: asyncio.StreamWriter,
         up_reader: asyncio.StreamReader,
         up_writer: asyncio.StreamWriter,
+        redactor: _intercept.Redactor | None = None,
     ) -> None:
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pump(
+            src: asyncio.StreamReader, dst: asyncio.StreamWriter, redactor: _intercept.Redactor | None = None
+        ) -> None:
             try:
                 while data := await src.read(65536):
-                    dst.write(data)
+                    dst.write(redactor.feed(data) if redactor is not None else data)
                     await dst.drain()
+                if redactor is not None:
+                    dst.write(redactor.flush())
             except OSError:
                 pass
             finally:
@@ -263,7 +285,7 @@ class EgressProxy:
 
         try:
             up = asyncio.ensure_future(pump(reader, up_writer))
-            down = asyncio.ensure_future(pump(up_reader, writer))
+            down = asyncio.ensure_future(pump(up_reader, writer, redactor))
             try:
                 await down  # the response is done when upstream closes
             finally:

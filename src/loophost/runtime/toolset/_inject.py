@@ -1,10 +1,11 @@
 """Secret substitution in the egress proxy: `environment_variable` credentials never enter the sandbox.
 
 The sandbox's environment holds a placeholder for each credential (`placeholder()`); the proxy replaces it with
-the real value in plain-HTTP requests to the credential's allowed hosts, in the header values and/or the body as
-its `injection_location` says, and nowhere else: a request to another host, a placeholder in the URL, or any
-request inside a `CONNECT` tunnel (HTTPS: encrypted end to end, the proxy cannot read it) carries the placeholder
-as it is. Nothing here logs, and the value never goes back towards the sandbox.
+the real value in requests to the credential's allowed hosts (plain HTTP in `_egress.py`, HTTPS in the tunnels
+`_intercept.py` opens for exactly those hosts), in the header values and/or the body as its `injection_location`
+says, and nowhere else: a request to another host (a blind `CONNECT` tunnel for HTTPS) or a placeholder in the
+URL carries the placeholder as it is. Nothing here logs, and the value does not go back towards the sandbox:
+responses come back with it masked (`_intercept.Redactor`, best effort: not inside compressed bodies).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ bwrap (the strong path): new user, pid, ipc, uts and cgroup namespaces; no netwo
 environment is `unrestricted`; the host's system directories read-only (`/usr` and its merged-usr links, a few
 files of `/etc`), a generated `/etc/passwd`; the session's directories bound at `/workspace`,
 `/mnt/session/{uploads,outputs}` and `/tmp`, uploads and every file resource read-only. Nothing else of the host
-is visible: no home directories, no host `/proc` (a fresh one for the sandbox's pid namespace), no runtime files.
+is visible: no home directories, no host `/proc` (a fresh one for the sandbox's pid namespace), no runtime files
+(with `environment_variable` credentials, the egress CA's certificate bundle, read-only; never its key).
 
 Fallback (no bwrap, or `use_bwrap=False`): the shell runs on the host filesystem with its working directory in
 the session's `/workspace` directory, under a small init that makes it a child subreaper (so every process it
@@ -50,6 +51,7 @@ SANDBOX_UID = 1000
 """The sandbox's uid inside its user namespace (the runtime's uid outside); no capabilities."""
 FORWARDER_PORT = 3128
 SANDBOX_SOCKET = "/run/loophost/egress.sock"
+SANDBOX_BUNDLE = "/run/loophost/ca-bundle.pem"
 _ETC_FILES = (
     "/etc/resolv.conf",
     "/etc/hosts",
@@ -131,6 +133,11 @@ class SandboxSpec:
     egress_port: int | None = None
     """Under limited networking in the fallback: the proxy's loopback TCP port (cooperative only)."""
     env: Mapping[str, str] = field(default_factory=dict)
+    directories: tuple[tuple[str, bool], ...] = ()
+    """More directories of `fs` bound at their sandbox paths, each (sandbox path, read-only): memory stores."""
+    ca_bundle: Path | None = None
+    """With `environment_variable` credentials: the trusted roots + the egress CA's certificate (never its key),
+    bound read-only at `SANDBOX_BUNDLE`."""
 
 
 def host_path(fs: Path, sandbox: str) -> Path:
@@ -243,6 +250,10 @@ def shell_command(spec: SandboxSpec, bwrap: str | None, shell: str = "/bin/bash"
     for mount in spec.mounts:
         if not under(mount, UPLOADS) and host_path(spec.fs, mount).is_file():
             args += ["--ro-bind", str(host_path(spec.fs, mount)), mount]
+    for directory, read_only in spec.directories:
+        args += ["--ro-bind" if read_only else "--bind", str(host_path(spec.fs, directory)), directory]
+    if spec.ca_bundle is not None:
+        args += ["--ro-bind", str(spec.ca_bundle), SANDBOX_BUNDLE]
     args += ["--chdir", WORKSPACE]
     if spec.egress_socket is not None:
         args += ["--bind", str(spec.egress_socket), SANDBOX_SOCKET]

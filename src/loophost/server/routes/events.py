@@ -17,7 +17,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from ... import wire
 from ...runtime import EventPage, Runtime, RuntimeFailure
 from ...runtime._bus import Preview, StreamItem
-from .._deps import Runtime_, Workspace, check_thread, list_param, time_param
+from .._deps import Runtime_, Workspace, list_param, time_param
 from .._errors import ApiError, envelope, status_for
 from .._responses import ERROR_RESPONSES
 from .._sse import Batches, EventStreamResponse
@@ -159,9 +159,9 @@ async def list_thread_events(
     created_at_lt: CreatedAtLt = None,
     created_at_lte: CreatedAtLte = None,
 ) -> Response:
-    """A single-agent session's only thread is its primary one, whose history is the session's."""
-    check_thread(session_id, thread_id)
-    return await _list(request, ws, rt, session_id, order=order, limit=limit, page=page)
+    """The primary thread's history is the session's; a child thread's is its own (`runtime/_threads.py`)."""
+    where, target = await rt.thread_target(ws, session_id, thread_id)
+    return await _list(request, where, rt, target, order=order, limit=limit, page=page)
 
 
 # --- stream ---------------------------------------------------------------------------------------------------
@@ -285,7 +285,7 @@ async def stream_thread_events(
     after_id: AfterId = None,
     last_event_id: LastEventId = None,
 ) -> Response:
-    """The primary thread's stream (the SDK's path is `/threads/{tid}/stream`, not `/events/stream`): for a
-    single-agent session, the session's stream."""
-    check_thread(session_id, thread_id)
-    return await _stream(request, ws, rt, session_id, after_id, last_event_id)
+    """A thread's stream (the SDK's path is `/threads/{tid}/stream`, not `/events/stream`): the session's for its
+    primary thread, the child thread's own otherwise."""
+    where, target = await rt.thread_target(ws, session_id, thread_id)
+    return await _stream(request, where, rt, target, after_id, last_event_id)

@@ -1,4 +1,4 @@
-"""Routes: sessions (spec §4) and the threads of a single-agent session (§9).
+"""Routes: sessions (spec §4) and their threads (§9; spec part 2 §3.2: `runtime/_threads.py`).
 
 Thread events and the thread stream live with the other event routes (`routes/events.py`).
 """
@@ -10,7 +10,7 @@ from typing import Annotated, Literal, get_args
 from fastapi import APIRouter, Query, Request, Response
 
 from ... import wire
-from .._deps import Runtime_, Workspace, check_thread, list_param, primary_thread_id, time_param
+from .._deps import Runtime_, Workspace, list_param, time_param
 from .._errors import ApiError
 from .._responses import ERROR_RESPONSES, json_response
 
@@ -58,12 +58,12 @@ async def list_sessions(
     created_at_gte: Annotated[str | None, Query(alias="created_at[gte]", description="RFC 3339")] = None,
     created_at_lt: Annotated[str | None, Query(alias="created_at[lt]", description="RFC 3339")] = None,
     created_at_lte: Annotated[str | None, Query(alias="created_at[lte]", description="RFC 3339")] = None,
-    deployment_id: Annotated[str | None, Query(description="No loophost session has one: matches nothing")] = None,
+    deployment_id: Annotated[
+        str | None, Query(description="The newest `limit` sessions its runs started (one page; no cursor)")
+    ] = None,
     include_archived: bool = False,
     limit: Limit = None,
-    memory_store_id: Annotated[
-        str | None, Query(description="No loophost session has a memory store: matches nothing")
-    ] = None,
+    memory_store_id: Annotated[str | None, Query(description="Sessions that attach this memory store")] = None,
     order: Literal["asc", "desc"] = "desc",
     page: Page = None,
     statuses: Statuses = None,
@@ -83,10 +83,11 @@ async def list_sessions(
         created_at_gte=time_param(request, "created_at[gte]"),
         created_at_lt=time_param(request, "created_at[lt]"),
         created_at_lte=time_param(request, "created_at[lte]"),
+        memory_store_id=memory_store_id,
     )
-    if deployment_id is not None or memory_store_id is not None:
-        # Sessions here have no deployment and no memory store resource, so these filters match nothing.
-        result = wire.BidirectionalPage[wire.Session](data=[], next_page=None, prev_page=None)
+    if deployment_id is not None:  # the sessions its runs started, newest first (`Deployments.sessions`)
+        found = await rt.deployments.sessions(ws, deployment_id, limit=limit or 20, include_archived=include_archived)
+        result = wire.BidirectionalPage[wire.Session](data=found, next_page=None, prev_page=None)
     return json_response(result)
 
 
@@ -115,22 +116,6 @@ async def delete_session(session_id: str, ws: Workspace, rt: Runtime_) -> Respon
     return json_response(await rt.delete_session(ws, session_id))
 
 
-def _primary_thread(session: wire.Session) -> wire.SessionThread:
-    """A single-agent session's one thread mirrors the session: same agent, status, usage and timestamps."""
-    return wire.SessionThread(
-        id=primary_thread_id(session.id),
-        session_id=session.id,
-        agent=session.agent,
-        parent_thread_id=None,
-        status=session.status,
-        created_at=session.created_at,
-        updated_at=session.updated_at,
-        archived_at=session.archived_at,
-        stats=wire.SessionThreadStats.model_validate(session.stats.model_dump()),
-        usage=session.usage,
-    )
-
-
 @router.get(
     "/sessions/{session_id}/threads", response_model=wire.CursorPage[wire.SessionThread], responses=ERROR_RESPONSES
 )
@@ -143,24 +128,23 @@ async def list_threads(
     page: Annotated[str | None, Query(description="Never needed: every thread fits on the first page")] = None,
     statuses: Statuses = None,
 ) -> Response:
-    """Exactly the primary thread (`parent_thread_id` null), unless `statuses[]` excludes it. Everything fits on
-    one page, so no cursor is ever handed out and any `page` given is a 400 like any unknown cursor."""
+    """The primary thread (`parent_thread_id` null), then a coordinator's child threads, filtered by `statuses[]`.
+    Everything fits on one page, so no cursor is ever handed out and any `page` given is a 400 like any unknown
+    cursor."""
     if limit is not None and not 1 <= limit <= MAX_THREADS_LIMIT:
         raise ApiError(400, f"limit must be between 1 and {MAX_THREADS_LIMIT}", code="invalid_limit")
     if page:
         raise ApiError(400, f"invalid page cursor {page!r}", code="invalid_cursor")
     wanted = _statuses(request)
-    session = await rt.get_session(ws, session_id)
-    threads = [] if wanted is not None and session.status not in wanted else [_primary_thread(session)]
-    return json_response(wire.CursorPage[wire.SessionThread](data=threads, next_page=None))
+    threads = await rt.list_threads(ws, session_id, wanted)
+    page_size = limit or MAX_THREADS_LIMIT
+    return json_response(wire.CursorPage[wire.SessionThread](data=threads[:page_size], next_page=None))
 
 
 @router.get("/sessions/{session_id}/threads/{thread_id}", response_model=wire.SessionThread, responses=ERROR_RESPONSES)
 async def get_thread(session_id: str, thread_id: str, ws: Workspace, rt: Runtime_) -> Response:
-    """The primary thread; any other id is a 404 (a single-agent session has no other thread)."""
-    session = await rt.get_session(ws, session_id)
-    check_thread(session.id, thread_id)
-    return json_response(_primary_thread(session))
+    """The primary thread or one of a coordinator's child threads; any other id is a 404."""
+    return json_response(await rt.get_thread(ws, session_id, thread_id))
 
 
 @router.post(
@@ -169,8 +153,6 @@ async def get_thread(session_id: str, thread_id: str, ws: Workspace, rt: Runtime
     responses=ERROR_RESPONSES,
 )
 async def archive_thread(session_id: str, thread_id: str, ws: Workspace, rt: Runtime_) -> Response:
-    """Always a 400 for now: the only thread of a single-agent session is its primary one, whose life is the
-    session's, so the caller is pointed to `sessions.archive`. Unknown sessions and threads are 404s first."""
-    session = await rt.get_session(ws, session_id)
-    check_thread(session.id, thread_id)
-    raise ApiError(400, "the primary thread cannot be archived; archive the session instead", code="primary_thread")
+    """An idle child thread (twice is a no-op); a running one, or the primary thread (whose life is the session's:
+    use `sessions.archive`), is a 400. Unknown sessions and threads are 404s first."""
+    return json_response(await rt.archive_thread(ws, session_id, thread_id))

@@ -1,0 +1,395 @@
+"""Multiagent threads (spec-2 §3.2-3.3): a coordinator delegates to the agents of its roster on child threads.
+
+A child thread is a session of its own, hidden in the workspace `<ws>/threads` (never listed with the caller's
+sessions; its id is the thread's `sthr_...` id), so it has its own history, tools, usage, worker and crash
+recovery, and children run concurrently. Its id is derived from the coordinator session and the roster agent,
+so a delegation retried after a crash finds the thread it already made: one thread per roster agent (at most 20,
+within the limit of 25), one level deep (a child never gets delegation tools).
+
+The coordinator's model sees two tools, loophost's own names (never announced as `agent.tool_use`):
+- `list_agents {}`: the roster (name, description, model), answered at once;
+- `send_to_agent {"agent": NAME_OR_ID, "message": TEXT}`: the message goes to that agent's thread (created on first
+  use: `session.thread_created`), `agent.thread_message_sent` and `session.thread_status_running` are posted, and
+  the call parks as a `thread` pending action, the coordinator staying `running`. Several calls in one response
+  park together and their threads run in parallel.
+
+When a child's turn ends, its worker answers the coordinator (`notify_parent`): `agent.thread_message_received`
+(the child's last text, which the delegation's result refers to) and `session.thread_status_idle`; the last
+answer wakes the coordinator. A child call that needs the client (custom tool, confirmation) is cross-posted on
+the primary stream instead: a copy with `session_thread_id`, a pending action of the coordinator that remembers
+the original (`PendingAction.thread_event`), and `idle` with `requires_action`; the client's answer is forwarded
+to the thread (`runtime/_events.py`). The child's `ParentLink.waiting` stays set until the coordinator has its
+answer, which keeps the child wanting a worker (`_writer.wants_worker`), so a crash in between is recovered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic_ai.messages import ToolCallPart
+from pydantic_ai.tools import ToolDefinition
+
+from ... import wire
+from .._clock import rfc3339
+from .._state import ChildThread, ParentLink, PendingAction, SessionInternal, start_next_turn
+from .._threads import thread_workspace
+from .._writer import Change, LoadedSession, SessionWriter, current_fence
+from ..store import SessionRow, Store
+from . import _outbound as out
+from ._history import Result
+
+LIST_AGENTS = "list_agents"
+SEND_TO_AGENT = "send_to_agent"
+DELEGATION_TOOLS = frozenset({LIST_AGENTS, SEND_TO_AGENT})
+MAX_THREADS = 25
+
+
+@contextmanager
+def unfenced() -> Iterator[None]:
+    """Writes to the *other* session of a coordinator/thread pair, from a worker's task: its lease fences only its
+    own session's writes (with a cluster a foreign fence would be refused). Each of these writes checks the state it
+    changes under the row's lock, so it is safe to make from any node."""
+    token = current_fence.set(None)
+    try:
+        yield
+    finally:
+        current_fence.reset(token)
+
+
+def child_thread_id(session_id: str, agent_id: str) -> str:
+    digest = hashlib.sha256(f"{session_id}\n{agent_id}".encode()).hexdigest()[:32]
+    return f"sthr_{digest}"
+
+
+def roster_of(agent: wire.SessionAgent) -> list[wire.SessionThreadAgent]:
+    """The agents a coordinator may delegate to (its own roster; empty for any other agent)."""
+    roster = agent.multiagent
+    if isinstance(roster, wire.SessionCoordinator):
+        return [a for a in roster.agents if isinstance(a, wire.SessionThreadAgent)]
+    if isinstance(roster, wire.SessionMultiagent20261001) and isinstance(roster.subagents, wire.SessionMembersEnabled):
+        return list(roster.subagents.predefined_agents)
+    return []
+
+
+def delegation_definitions() -> list[ToolDefinition]:
+    return [
+        ToolDefinition(
+            name=LIST_AGENTS,
+            description="List the agents you can delegate to: name, description and model of each.",
+            parameters_json_schema={"type": "object", "properties": {}},
+        ),
+        ToolDefinition(
+            name=SEND_TO_AGENT,
+            description=(
+                "Send a message to one of your agents (by name or id) and get its final answer. The agent keeps its "
+                "own context between your messages; calls in one response run in parallel."
+            ),
+            parameters_json_schema={
+                "type": "object",
+                "properties": {"agent": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["agent", "message"],
+            },
+        ),
+    ]
+
+
+class Threads:
+    """The delegation tools of one coordinator session."""
+
+    def __init__(self, writer: SessionWriter, store: Store, session_id: str, roster: Sequence[wire.SessionThreadAgent]):
+        self._writer = writer
+        self._store = store
+        self._session_id = session_id
+        self.roster = list(roster)
+
+    def list_agents(self) -> str:
+        return json.dumps(
+            [{"name": a.name, "description": a.description, "model": a.model.id} for a in self.roster], indent=1
+        )
+
+    def _find(self, name: str) -> wire.SessionThreadAgent | None:
+        return next((a for a in self.roster if name in (a.id, a.name)), None)
+
+    async def delegate(
+        self, loaded: LoadedSession, call: ToolCallPart, event_id: str, args: dict[str, Any]
+    ) -> tuple[PendingAction, list[Any], ChildThread | None] | Result:
+        """Send the call's message to its agent's thread (once, even when retried after a crash) and park; or an
+        error result for the model. Returns (the pending action, the events to post, a thread new to the list)."""
+        agent = self._find(str(args.get("agent", "")))
+        message = args.get("message")
+        if agent is None:
+            names = ", ".join(a.name for a in self.roster) or "none"
+            return Result(f"No agent {args.get('agent')!r} on your roster; the agents are: {names}.", True)
+        if not isinstance(message, str) or not message.strip():
+            return Result("send_to_agent needs a non-empty `message` string.", True)
+        known = {t.agent_id: t for t in loaded.internal.threads or []}
+        thread = known.get(agent.id) or ChildThread(
+            id=child_thread_id(self._session_id, agent.id), agent_id=agent.id, name=agent.name
+        )
+        if agent.id not in known and len(known) >= MAX_THREADS:
+            return Result(f"At most {MAX_THREADS} threads per session.", True)
+        workspace = thread_workspace(loaded.row.workspace)
+        row = await self._store.get_session(workspace, thread.id)
+        with unfenced():
+            if row is None:
+                await self._create(loaded, workspace, thread, agent, message, event_id)
+            elif not await self._send(workspace, thread.id, message, event_id):
+                return Result(f"Agent {agent.name!r} is still working on your previous message.", True)
+        events: list[Any] = []
+        if agent.id not in known:
+            events.append(_event("session.thread_created", session_thread_id=thread.id, agent_name=thread.name))
+        events.append(
+            _event(
+                "agent.thread_message_sent",
+                to_session_thread_id=thread.id,
+                to_agent_name=thread.name,
+                content=[{"type": "text", "text": message}],
+            )
+        )
+        events.append(_event("session.thread_status_running", session_thread_id=thread.id, agent_name=thread.name))
+        pending = PendingAction(kind="thread", tool_use_id=call.tool_call_id, name=SEND_TO_AGENT, thread=thread.id)
+        return pending, events, (thread if agent.id not in known else None)
+
+    async def settle(self, workspace: str, parked: dict[str, PendingAction]) -> None:
+        """After the coordinator parked its delegations: answer those whose thread already stopped (it could not
+        answer a call that was not parked yet)."""
+        from ._history import History
+
+        for event_id, action in parked.items():
+            if action.kind != "thread" or action.thread is None:
+                continue
+            child = await self._writer.load(thread_workspace(workspace), action.thread)
+            link = child.internal.parent
+            if link is None or link.waiting != event_id or child.status in ("running", "rescheduling"):
+                continue
+            history = await History.load(self._store, child.id)
+            await notify_parent(self._writer, self._store, child, last_text(history))
+
+    async def _create(
+        self,
+        parent: LoadedSession,
+        workspace: str,
+        thread: ChildThread,
+        agent: wire.SessionThreadAgent,
+        message: str,
+        event_id: str,
+    ) -> None:
+        """A new child thread, created running with the message as its first input."""
+        ts = wire.utcnow()
+        link = ParentLink(
+            session_id=self._session_id, workspace=parent.row.workspace, agent_name=agent.name, waiting=event_id
+        )
+        internal = SessionInternal(parent=link, self_hosted=parent.internal.self_hosted)
+        echo = _message(message)
+        internal.queue.append(echo.id)
+        started = start_next_turn(internal)
+        assert started is not None
+        echo = echo.model_copy(update={"processed_at": started.at})
+        document = wire.Session.model_validate(
+            {
+                "id": thread.id,
+                "status": "running",
+                "environment_id": parent.row.environment_id,
+                "agent": wire.SessionAgent.from_agent(agent).model_dump(mode="json"),
+                "created_at": rfc3339(ts),
+                "updated_at": rfc3339(ts),
+            }
+        )
+        row = SessionRow(
+            workspace=workspace,
+            id=thread.id,
+            agent_id=agent.id,
+            agent_version=agent.version,
+            environment_id=parent.row.environment_id,
+            status="running",
+            created_at=rfc3339(ts),
+            archived_at=None,
+            revision=1,
+            last_seq=0,
+            body=document.model_dump_json(by_alias=True),
+            internal=started.internal.model_dump_json(),
+            wants_worker=True,
+            updated_at=rfc3339(ts),
+        )
+        events = [self._writer.new_event(e) for e in [echo, *started.events]]
+        await self._writer.insert(row, events)
+
+    async def _send(self, workspace: str, thread_id: str, message: str, event_id: str) -> bool:
+        """The message as the thread's next input, unless it has it already (a retry); False while it is busy."""
+        sent = True
+
+        def send(current: LoadedSession) -> Change:
+            nonlocal sent
+            link = current.internal.parent
+            if link is not None and link.waiting == event_id:
+                return Change()  # delivered before a crash: not again
+            if link is None or link.waiting is not None or current.status != "idle" or current.internal.turn:
+                sent = False
+                return Change()
+            internal = current.internal.model_copy(
+                update={"queue": [*current.internal.queue], "parent": link.model_copy(update={"waiting": event_id})}
+            )
+            echo = _message(message)
+            internal.queue.append(echo.id)
+            started = start_next_turn(internal)
+            if started is None:
+                sent = False
+                return Change()
+            echo = echo.model_copy(update={"processed_at": started.at})
+            return Change(
+                events=[echo, *started.events],
+                status="running",
+                internal=started.internal,
+                processed=started.taken,
+                processed_at=started.at,
+            )
+
+        async with self._writer.lock(thread_id):
+            loaded = await self._writer.load(workspace, thread_id)
+            await self._writer.commit(loaded, send(loaded))
+        return sent
+
+
+async def notify_parent(writer: SessionWriter, store: Store, child: LoadedSession, final_text: str) -> None:
+    """A child thread that stopped tells its coordinator (see the module docstring). Idempotent."""
+    with unfenced():
+        await _notify(writer, store, child, final_text)
+
+
+async def _notify(writer: SessionWriter, store: Store, child: LoadedSession, final_text: str) -> None:
+    link = child.internal.parent
+    if link is None or link.waiting is None or child.status in ("running", "rescheduling"):
+        return
+    waiting = link.waiting
+    asks = {
+        k: p for k, p in child.internal.pending.items() if p.answer is None and p.kind in ("custom", "confirmation")
+    }
+    if asks and child.status == "idle":
+        bodies = {}
+        for event_id in asks:
+            stored = await store.get_event(child.id, event_id)
+            if stored is not None:
+                bodies[event_id] = json.loads(stored.body)
+        await writer.apply(link.session_id, lambda parent: _cross_posted(parent, child.id, link, asks, bodies))
+        return
+    failed = child.status == "terminated"
+    text = final_text if not failed else f"The thread of {link.agent_name!r} terminated: {final_text}".strip()
+    verdict: list[str] = []
+    await writer.apply(
+        link.session_id, lambda parent: _answered(parent, child.id, link, waiting, text, failed, verdict)
+    )
+    if verdict == ["later"]:
+        return  # the coordinator has not parked the call yet: it settles the thread once it has (`Threads.settle`)
+
+    def done(current: LoadedSession) -> Change:
+        now = current.internal.parent
+        if now is None or now.waiting != waiting:
+            return Change()
+        return Change(internal=current.internal.model_copy(update={"parent": now.model_copy(update={"waiting": None})}))
+
+    await writer.apply(child.id, done)
+
+
+def _answered(
+    parent: LoadedSession, thread_id: str, link: ParentLink, waiting: str, text: str, failed: bool, verdict: list[str]
+) -> Change:
+    pending = parent.internal.pending.get(waiting)
+    if pending is None:
+        turn = parent.internal.turn
+        verdict.append("later" if turn is not None and waiting in turn.tool_events else "stale")
+        return Change()
+    if pending.answer is not None or pending.thread != thread_id:
+        return Change()  # answered already
+    received = _event(
+        "agent.thread_message_received",
+        from_session_thread_id=thread_id,
+        from_agent_name=link.agent_name,
+        content=[{"type": "text", "text": text}],
+    )
+    stop = {"type": "end_turn"}
+    idle = _event(
+        "session.thread_status_idle", session_thread_id=thread_id, agent_name=link.agent_name, stop_reason=stop
+    )
+    answer = {"content": [{"type": "text", "text": text}], "is_error": failed}
+    updated = pending.model_copy(update={"answer": answer, "answer_event": received.id})
+    # copies of this thread's calls still unanswered are moot now (it was interrupted): dropped
+    kept = {
+        k: p
+        for k, p in parent.internal.pending.items()
+        if not (p.thread == thread_id and p.thread_event is not None and p.answer is None)
+    }
+    internal = parent.internal.model_copy(update={"pending": {**kept, waiting: updated}})
+    change: dict[str, Any] = {}
+    client = [p for p in internal.pending.values() if p.answer is None and p.kind != "thread"]
+    if not client and parent.status == "idle" and not internal.interrupt_requested:
+        change = {"status": "running"}  # (idle only while cross-posted calls waited: none is left)
+    events: list[Any] = [received, idle]
+    if change:
+        events.append(out.running())
+    return Change(events=events, internal=internal, **change)
+
+
+def _cross_posted(
+    parent: LoadedSession,
+    thread_id: str,
+    link: ParentLink,
+    asks: dict[str, PendingAction],
+    bodies: dict[str, dict[str, Any]],
+) -> Change:
+    waits = parent.internal.pending.values()
+    if not any(p.kind == "thread" and p.thread == thread_id and p.answer is None for p in waits):
+        return Change()  # not parked yet (`Threads.settle` posts them then), or the coordinator moved on
+    posted = {p.thread_event for p in waits if p.thread == thread_id}
+    pending = dict(parent.internal.pending)
+    events: list[Any] = []
+    copies: list[str] = []
+    for event_id, action in asks.items():
+        body = bodies.get(event_id)
+        if event_id in posted or body is None:
+            continue
+        copy_id = out.event_id()
+        events.append(
+            wire.parse_event({**body, "id": copy_id, "processed_at": wire.utcnow(), "session_thread_id": thread_id})
+        )
+        pending[copy_id] = action.model_copy(update={"thread": thread_id, "thread_event": event_id})
+        copies.append(copy_id)
+    if not copies:
+        return Change()
+    requires = {"type": "requires_action", "event_ids": copies}
+    events.append(
+        _event(
+            "session.thread_status_idle", session_thread_id=thread_id, agent_name=link.agent_name, stop_reason=requires
+        )
+    )
+    open_ids = [k for k, p in pending.items() if p.answer is None and p.kind != "thread"]
+    events.append(out.idle({"type": "requires_action", "event_ids": open_ids}))
+    return Change(events=events, status="idle", internal=parent.internal.model_copy(update={"pending": pending}))
+
+
+def last_text(history: Any) -> str:
+    """The text of a thread's last response: what it answers its coordinator."""
+    from pydantic_ai.messages import TextPart
+
+    response = history.last_response()
+    if response is None:
+        return ""
+    return "".join(p.content for p in response.parts if isinstance(p, TextPart))
+
+
+def _message(text: str) -> wire.SessionEvent:
+    return wire.parse_event(
+        {
+            "id": out.event_id(),
+            "type": "user.message",
+            "processed_at": None,
+            "content": [{"type": "text", "text": text}],
+        }
+    )
+
+
+def _event(kind: str, **fields: Any) -> wire.SessionEvent:
+    return wire.parse_event({"id": out.event_id(), "type": kind, "processed_at": wire.utcnow(), **fields})

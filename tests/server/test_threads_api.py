@@ -1,0 +1,168 @@
+"""Multiagent threads over HTTP with the official SDK (spec-2 §3.2-3.3): a coordinator on the scripted model
+delegates with `send_to_agent` to roster agents, each on a child thread of its own, in parallel; a child's custom
+tool call is cross-posted on the primary stream and answered there; thread list, retrieve, events, stream,
+archive; interrupts of one thread and of all."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+
+from .conftest import KEY_A, ServerProcess
+from .test_events_api import LOOKUP_TOOL, is_idle, message, read_until, uid
+
+
+@pytest.fixture
+def strict(server: ServerProcess) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=server.url, api_key=KEY_A, max_retries=0, _strict_response_validation=True) as c:
+        yield c
+
+
+def _team(client: anthropic.Anthropic) -> tuple[str, Any, Any]:
+    """A coordinator session whose roster is a researcher (with a custom tool) and a writer."""
+    researcher = client.beta.agents.create(
+        name=uid("researcher"),
+        model="scripted",
+        description="finds things",
+        tools=[LOOKUP_TOOL],  # type: ignore[list-item]
+    )
+    writer = client.beta.agents.create(name=uid("writer"), model="scripted", description="writes")
+    lead = client.beta.agents.create(
+        name=uid("lead"), model="scripted", multiagent={"type": "coordinator", "agents": [researcher.id, writer.id]}
+    )
+    env = client.beta.environments.create(name=uid("env"))
+    return client.beta.sessions.create(agent=lead.id, environment_id=env.id).id, researcher, writer
+
+
+def _send(agent: Any, text: str) -> str:
+    return "call send_to_agent " + json.dumps({"agent": agent.name, "message": text})
+
+
+def test_parallel_delegation_with_a_cross_posted_custom_tool(strict: anthropic.Anthropic) -> None:
+    sid, researcher, writer = _team(strict)
+    with strict.beta.sessions.events.stream(sid, timeout=30) as stream:
+        prompt = "\n".join([_send(researcher, 'call lookup {"q": "tides"}'), _send(writer, "draft it")])
+        strict.beta.sessions.events.send(sid, events=[message(prompt)])
+        first = read_until(stream, is_idle("requires_action"))
+        types = [e.type for e in first]
+        assert "agent.tool_use" not in types  # delegations are shown by the thread events only
+        assert types.count("session.thread_created") == 2
+        assert types.count("agent.thread_message_sent") == 2
+        (use,) = [e for e in first if e.type == "agent.custom_tool_use"]  # cross-posted from the researcher
+        assert use.name == "lookup"
+        assert use.session_thread_id is not None
+        assert first[-1].stop_reason.event_ids == [use.id]
+        answer = strict.beta.sessions.events.send(
+            sid,
+            events=[
+                {
+                    "type": "user.custom_tool_result",
+                    "custom_tool_use_id": use.id,
+                    "content": [{"type": "text", "text": "high"}],
+                }
+            ],
+        )
+        assert answer.data is not None
+        rest = read_until(stream, is_idle("end_turn"))
+    received = {
+        e.from_session_thread_id: e.content[0].text
+        for e in [*first, *rest]
+        if e.type == "agent.thread_message_received"
+    }
+    assert received[use.session_thread_id] == "lookup: high"
+    assert "echo: draft it" in received.values()
+    final = [e.content[0].text for e in rest if e.type == "agent.message"]
+    assert final == ["send_to_agent: lookup: high\nsend_to_agent: echo: draft it"]
+    # threads: the primary one and two children, each with its own log and usage
+    threads = strict.beta.sessions.threads.list(sid).data
+    assert [t.parent_thread_id is None for t in threads] == [True, False, False]
+    children = threads[1:]
+    assert {t.agent.id for t in children if t.agent.type == "agent"} == {researcher.id, writer.id}
+    assert all(t.status == "idle" for t in threads)
+    child = next(t for t in children if t.id == use.session_thread_id)
+    assert strict.beta.sessions.threads.retrieve(child.id, session_id=sid).id == child.id
+    child_events = [e.type for e in strict.beta.sessions.threads.events.list(child.id, session_id=sid)]
+    assert child_events[0] == "user.message"
+    assert "agent.custom_tool_use" in child_events
+    assert child.usage is not None and child.usage.input_tokens > 0
+    assert [t.id for t in strict.beta.sessions.threads.list(sid, statuses=["running"]).data] == []
+    # archive: a child once idle (twice is a no-op); never the primary
+    archived = strict.beta.sessions.threads.archive(child.id, session_id=sid)
+    assert archived.archived_at is not None
+    assert strict.beta.sessions.threads.archive(child.id, session_id=sid).archived_at == archived.archived_at
+    with pytest.raises(anthropic.BadRequestError):
+        strict.beta.sessions.threads.archive(threads[0].id, session_id=sid)
+    with pytest.raises(anthropic.NotFoundError):
+        strict.beta.sessions.threads.retrieve("sthr_nope", session_id=sid)
+
+
+def test_a_thread_continues_its_own_context_and_streams(strict: anthropic.Anthropic) -> None:
+    sid, _, writer = _team(strict)
+    with strict.beta.sessions.events.stream(sid, timeout=30) as stream:
+        strict.beta.sessions.events.send(sid, events=[message("call list_agents {}\nthen\n" + _send(writer, "one"))])
+        read_until(stream, is_idle("end_turn"))
+        child = strict.beta.sessions.threads.list(sid).data[1]
+        with strict.beta.sessions.threads.events.stream(child.id, session_id=sid, timeout=30) as own:
+            strict.beta.sessions.events.send(sid, events=[message(_send(writer, "two"))])
+            seen = read_until(own, is_idle("end_turn"))  # the thread's own stream
+        events = read_until(stream, is_idle("end_turn"))
+    assert [e.content[0].text for e in seen if e.type == "agent.message"] == ["echo: two"]
+    assert "session.thread_created" not in [e.type for e in events]  # the writer's thread goes on
+    threads = strict.beta.sessions.threads.list(sid).data
+    assert len(threads) == 2
+    logged = [e for e in strict.beta.sessions.threads.events.list(child.id, session_id=sid) if e.type == "user.message"]
+    assert [e.content[0].text for e in logged] == ["one", "two"]
+
+
+def test_interrupt_one_thread_then_all(strict: anthropic.Anthropic) -> None:
+    sid, researcher, writer = _team(strict)
+    with strict.beta.sessions.events.stream(sid, timeout=30) as stream:
+        prompt = "\n".join([_send(researcher, "sleep 20000\nslow"), _send(writer, "sleep 20000\nslow too")])
+        strict.beta.sessions.events.send(sid, events=[message(prompt)])
+        started = read_until(stream, lambda e: e.type == "session.thread_status_running", timeout=20)
+        first = started[-1].session_thread_id
+        strict.beta.sessions.events.send(sid, events=[{"type": "user.interrupt", "session_thread_id": first}])
+        one = read_until(stream, lambda e: e.type == "agent.thread_message_received", timeout=20)
+        assert one[-1].from_session_thread_id == first
+        assert strict.beta.sessions.retrieve(sid).status == "running"  # the other thread still works
+        strict.beta.sessions.events.send(sid, events=[{"type": "user.interrupt"}])
+        read_until(stream, is_idle("end_turn"), timeout=20)
+    statuses = {t.id: t.status for t in strict.beta.sessions.threads.list(sid).data}
+    assert set(statuses.values()) == {"idle"}
+
+
+def test_threads_of_another_workspace_are_not_found(
+    strict: anthropic.Anthropic, other_client: anthropic.Anthropic
+) -> None:
+    sid, _, writer = _team(strict)
+    with strict.beta.sessions.events.stream(sid, timeout=30) as stream:
+        strict.beta.sessions.events.send(sid, events=[message(_send(writer, "hi"))])
+        read_until(stream, is_idle("end_turn"))
+    child = strict.beta.sessions.threads.list(sid).data[1]
+    with pytest.raises(anthropic.NotFoundError):
+        other_client.beta.sessions.threads.list(sid)
+    with pytest.raises(anthropic.NotFoundError):
+        other_client.beta.sessions.threads.retrieve(child.id, session_id=sid)
+    with pytest.raises(anthropic.NotFoundError):
+        other_client.beta.sessions.retrieve(child.id)  # a thread is never a session of anyone's
+    with pytest.raises(anthropic.NotFoundError):
+        strict.beta.sessions.retrieve(child.id)
+    assert child.id not in [s.id for s in strict.beta.sessions.list(limit=100).data]
+
+
+def test_threads_follow_their_session_into_archive_and_deletion(strict: anthropic.Anthropic) -> None:
+    sid, _, writer = _team(strict)
+    with strict.beta.sessions.events.stream(sid, timeout=30) as stream:
+        strict.beta.sessions.events.send(sid, events=[message(_send(writer, "hi"))])
+        read_until(stream, is_idle("end_turn"))
+    strict.beta.sessions.archive(sid)
+    threads = strict.beta.sessions.threads.list(sid).data
+    assert [t.status for t in threads] == ["terminated", "terminated"]
+    assert threads[1].archived_at is not None
+    strict.beta.sessions.delete(sid)
+    with pytest.raises(anthropic.NotFoundError):
+        strict.beta.sessions.threads.list(sid)
