@@ -166,3 +166,72 @@ def test_threads_follow_their_session_into_archive_and_deletion(strict: anthropi
     strict.beta.sessions.delete(sid)
     with pytest.raises(anthropic.NotFoundError):
         strict.beta.sessions.threads.list(sid)
+
+
+def _budgeted_team(client: anthropic.Anthropic, budget: Any) -> tuple[str, Any]:
+    researcher = client.beta.agents.create(name=uid("researcher"), model="scripted", tools=[LOOKUP_TOOL])  # type: ignore[list-item]
+    lead = client.beta.agents.create(
+        name=uid("lead"), model="scripted", multiagent={"type": "coordinator", "agents": [researcher.id]}
+    )
+    env = client.beta.environments.create(name=uid("env"))
+    if budget is None:
+        return client.beta.sessions.create(agent=lead.id, environment_id=env.id).id, researcher
+    return client.beta.sessions.create(agent=lead.id, environment_id=env.id, budget=budget).id, researcher
+
+
+def _answer_lookup(client: anthropic.Anthropic, sid: str, events: list[Any]) -> None:
+    (use,) = [e for e in events if e.type == "agent.custom_tool_use"]
+    client.beta.sessions.events.send(
+        sid,
+        events=[
+            {
+                "type": "user.custom_tool_result",
+                "custom_tool_use_id": use.id,
+                "content": [{"type": "text", "text": "ok"}],
+            }
+        ],
+    )
+
+
+def _cap(cents: int) -> Any:
+    return {"type": "limit", "max_list_cost": {"amount": str(cents), "currency": "USD"}}
+
+
+def test_a_coordinators_budget_counts_its_threads_requests(strict: anthropic.Anthropic) -> None:
+    """The cap lies between the coordinator's own first request and that plus its thread's first request: the
+    thread's next request waits for the budget, and the whole session pauses; a raise resumes both."""
+    prompt = lambda agent: _send(agent, 'call lookup {"q": "x"}')  # noqa: E731
+    probe, researcher = _budgeted_team(strict, None)  # the coordinator's first request's cost (1 cent a token)
+    with strict.beta.sessions.events.stream(probe, timeout=30) as stream:
+        strict.beta.sessions.events.send(probe, events=[message(prompt(researcher))])
+        read_until(stream, is_idle("requires_action"))
+    usage = strict.beta.sessions.retrieve(probe).usage
+    first = (usage.input_tokens or 0) + (usage.output_tokens or 0)
+    cap = _cap(first + 1)
+    sid, researcher = _budgeted_team(strict, cap)
+    with strict.beta.sessions.events.stream(sid, timeout=30) as stream:
+        strict.beta.sessions.events.send(sid, events=[message(prompt(researcher))])
+        asked = read_until(stream, is_idle("requires_action"))
+        _answer_lookup(strict, sid, asked)
+        paused = read_until(stream, is_idle("budget_reached"))
+        assert not [e for e in paused if e.type == "agent.thread_message_received"]  # the thread did not answer
+        usage_events = [e for e in paused if e.type == "session.usage"]
+        assert usage_events and usage_events[-1].usage.list_cost is not None
+        spent = int(usage_events[-1].usage.list_cost.amount)
+        assert spent > first  # the thread's request counted
+        session = strict.beta.sessions.retrieve(sid)
+        assert session.status == "idle"
+        assert session.usage.list_cost is not None and session.usage.list_cost.amount == str(spent)
+        (child,) = strict.beta.sessions.threads.list(sid).data[1:]
+        assert child.status == "idle"
+        with pytest.raises(anthropic.BadRequestError):
+            strict.beta.sessions.update(sid, budget=_cap(spent))
+        strict.beta.sessions.update(sid, budget=_cap(100000))
+        rest = read_until(stream, is_idle("end_turn"))
+    assert "session.status_running" in [e.type for e in rest]
+    assert [e.content[0].text for e in rest if e.type == "agent.message"] == ["send_to_agent: lookup: ok"]
+    (ended,) = [e for e in rest if e.type == "session.usage"]  # the turn's end: with the thread's spend
+    assert ended.usage.list_cost is not None
+    total = strict.beta.sessions.retrieve(sid).usage.list_cost
+    assert total is not None and ended.usage.list_cost.amount == total.amount
+    assert int(total.amount) > spent

@@ -159,6 +159,7 @@ async def serve(
         host=host,
         port=port,
         http=HttpProtocol,
+        server_header=False,  # no `server: uvicorn` on every response (nothing for a client to parse, or to learn)
         log_level=uvicorn_level,
         log_config=None,
         lifespan="on",

@@ -6,6 +6,12 @@ all. It is checked between model requests (`engine/_turn.py`): a thread whose sp
 (`idle` with `budget_reached`, the turn kept) before its next request, so the final cost may overshoot by one
 request. Raising or removing the budget resumes it (`_sessions.py`).
 
+A coordinator's budget counts its child threads' requests: each child thread (a hidden session) of a session
+with a budget carries a budget state of its own and charges it in its response's commit, like any session, and
+the coordinator's spend is its own plus its children's (`threads_spent`), so the sum stays exact across
+concurrency and crashes. A child checks its coordinator's cap before each request; at it the child pauses, then
+its coordinator (`engine/_threads.py`), and a raise resumes both.
+
 List prices come from the `genai-prices` package (pydantic-ai's own price data); the scripted model costs one
 cent per token, input and output alike. A model without a price is not budgetable: a budget on a session that
 could run one is a 400 `model_not_budgetable`, and a response whose price cannot be computed stops the session
@@ -20,8 +26,10 @@ from functools import lru_cache
 from typing import Any
 
 from .. import wire
-from ._errors import InvalidRequest
+from ._errors import InvalidRequest, NotFound
+from ._ids import new_id
 from ._state import SessionInternal
+from ._writer import Change, LoadedSession, SessionWriter
 from .store import TokenCounts
 
 SCRIPTED_CENTS_PER_TOKEN = Decimal(1)
@@ -149,3 +157,38 @@ def check_budget_update(session: wire.Session, budget: wire.Budget | None, spent
             f"the new budget must be above the list cost already consumed ({list_cost(spent).amount} cents)",
             code="budget_not_raised",
         )
+
+
+async def threads_spent(writer: SessionWriter, primary: LoadedSession) -> Decimal:
+    """What a coordinator's child threads spent (each charges its own row, in its responses' commits)."""
+    from ._threads import thread_workspace
+
+    total = Decimal(0)
+    for thread in primary.internal.threads or []:
+        try:
+            child = await writer.load(thread_workspace(primary.row.workspace), thread.id)
+        except (LookupError, NotFound):
+            continue
+        if child.internal.budget is not None:
+            total += spent_cents(child.internal.budget.spent)
+    return total
+
+
+async def session_spent(writer: SessionWriter, loaded: LoadedSession) -> str | None:
+    """A session's spend with its threads' (None without a budget state)."""
+    state = loaded.internal.budget
+    if state is None:
+        return None
+    if not loaded.internal.threads:
+        return state.spent
+    return str(spent_cents(state.spent) + await threads_spent(writer, loaded))
+
+
+def resumed(current: LoadedSession) -> Change:
+    """A session (a child thread) paused at the cap runs on: its coordinator's budget was raised or removed."""
+    state = current.internal.budget
+    if state is None or not budget_paused(current.internal) or current.status != "idle":
+        return Change()
+    internal = current.internal.model_copy(update={"budget": state.model_copy(update={"paused": False})})
+    running = wire.parse_event({"id": new_id("sevt"), "type": "session.status_running", "processed_at": wire.utcnow()})
+    return Change(events=[running], internal=internal, status="running")

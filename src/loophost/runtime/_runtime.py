@@ -23,7 +23,7 @@ from ._memory import MemoryStores
 from ._relay import NoticeRelay
 from ._resources import ResourcesMixin
 from ._skills import Skills
-from ._threads import ThreadsMixin
+from ._threads import ThreadsMixin, forward_recorded_answers
 from ._vault_keys import VaultKeyRing
 from ._vaults import Vaults
 from ._webhook_delivery import WebhookDeliverer
@@ -189,6 +189,8 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         if self.toolset is not None:  # what background processes wrote to memory mounts since the last call
             await self.toolset.sync_memory_quietly(loaded.id)
         await self._worker_needed(loaded)
+        if loaded.internal.threads:  # a coordinator: answers recorded but not forwarded before a crash
+            await forward_recorded_answers(self, loaded)
 
     async def _worker_needed(self, loaded: LoadedSession) -> None:
         """A self-hosted session parked on worker calls gets a work item if it has none. Session creation and new

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import wire
 from . import _telemetry
-from ._budgets import budget_paused, check_budget_update, check_budgetable, list_cost
+from ._budgets import budget_paused, check_budget_update, check_budgetable, list_cost, resumed, session_spent
 from ._clock import now, rfc3339
 from ._core import RuntimeCore
 from ._cursors import check_limit, decode, encode, keyset
@@ -19,7 +20,7 @@ from ._multiagent import session_multiagent
 from ._outcomes import define_outcomes, resolve_rubrics
 from ._resources import prepare_resources
 from ._state import BudgetState, SessionInternal, start_next_turn
-from ._writer import Change, overlay
+from ._writer import Change, LoadedSession, overlay
 from .store import ListQuery, SessionRow, StoredEvent
 
 ACTIVE_STATUSES = ("running", "rescheduling")
@@ -163,7 +164,8 @@ class SessionsMixin(RuntimeCore):
         loaded = await self.read_session(workspace, session_id)
         session = loaded.session
         if loaded.internal.budget is not None:  # the list cost is tracked only under a budget
-            usage = session.usage.model_copy(update={"list_cost": list_cost(loaded.internal.budget.spent)})
+            spent = await session_spent(self.writer, loaded)  # (with its threads')
+            usage = session.usage.model_copy(update={"list_cost": list_cost(spent)})
             session = session.model_copy(update={"usage": usage})
         return session
 
@@ -262,8 +264,7 @@ class SessionsMixin(RuntimeCore):
                     changes["agent"] = agent
                     announce["agent"] = agent.model_dump(mode="json", by_alias=True)
             if "budget" in fields:
-                spent = loaded.internal.budget.spent if loaded.internal.budget is not None else None
-                check_budget_update(current, params.budget, spent)
+                check_budget_update(current, params.budget, await session_spent(self.writer, loaded))
                 if params.budget is not None:
                     await check_budgetable(current.agent)
                 if params.budget != current.budget:
@@ -280,7 +281,15 @@ class SessionsMixin(RuntimeCore):
             if "budget" in changes:
                 change = self._budget_changed(loaded.internal, params.budget, change)
             await self.commit(loaded, change)
-            return updated.model_copy(update={"status": change.status}) if change.status else updated
+        if "budget" in changes and loaded.internal.threads:
+            await self._resume_threads(loaded)
+        return updated.model_copy(update={"status": change.status}) if change.status else updated
+
+    async def _resume_threads(self, loaded: LoadedSession) -> None:
+        """Child threads paused at the coordinator's budget run on once it was raised or removed."""
+        for child in loaded.internal.threads or []:
+            with suppress(LookupError, NotFound):  # (deleted with its session meanwhile)
+                await self.writer.apply(child.id, resumed)
 
     def _budget_changed(self, internal: SessionInternal, budget: wire.Budget | None, change: Change) -> Change:
         """A raised or removed budget resumes a session paused at it (it was checked to be above the spend)."""

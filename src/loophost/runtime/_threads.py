@@ -158,6 +158,33 @@ async def forward_to_threads(
 
 
 _ANSWER_FIELDS = {"user.custom_tool_result": "custom_tool_use_id", "user.tool_confirmation": "tool_use_id"}
+_ANSWER_PARAMS: dict[str, tuple[str, type[wire.ParamsModel]]] = {
+    "custom": ("custom_tool_use_id", wire.UserCustomToolResultParams),
+    "confirmation": ("tool_use_id", wire.UserToolConfirmationParams),
+}
+
+
+async def forward_recorded_answers(rt: Any, loaded: LoadedSession) -> None:
+    """Answers of cross-posted calls that a coordinator recorded but its thread does not have yet: a process that
+    died between the client's send (its commit) and the forward left them there. Called when the coordinator's
+    worker settles (it is running once every copy is answered, so recovery drives it here); forwarding twice is
+    harmless (the same answer again is applied once)."""
+    where = thread_workspace(loaded.row.workspace)
+    for action in loaded.internal.pending.values():
+        shape = _ANSWER_PARAMS.get(action.kind)
+        if shape is None or action.answer is None or action.thread is None or action.thread_event is None:
+            continue
+        try:
+            thread = await rt.writer.load(where, action.thread)
+        except (LookupError, NotFound):
+            continue
+        waiting = thread.internal.pending.get(action.thread_event)
+        if waiting is None or waiting.answer is not None:
+            continue
+        field, params = shape
+        data = {k: v for k, v in action.answer.items() if k != "session_thread_id"}
+        data[field] = action.thread_event
+        await _send(rt, where, action.thread, params.model_validate(data))
 
 
 async def _send(rt: Any, workspace: str, thread_id: str, param: Any) -> None:

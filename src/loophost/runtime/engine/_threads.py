@@ -34,12 +34,15 @@ from pydantic_ai.messages import ToolCallPart
 from pydantic_ai.tools import ToolDefinition
 
 from ... import wire
+from .. import _budgets as budgets
 from .._clock import rfc3339
-from .._state import ChildThread, ParentLink, PendingAction, SessionInternal, start_next_turn
+from .._errors import NotFound
+from .._state import BudgetState, ChildThread, ParentLink, PendingAction, SessionInternal, start_next_turn
 from .._threads import thread_workspace
 from .._writer import Change, LoadedSession, SessionWriter, current_fence
 from ..store import SessionRow, Store
 from . import _outbound as out
+from . import _spend
 from ._history import Result
 
 LIST_AGENTS = "list_agents"
@@ -184,6 +187,8 @@ class Threads:
             session_id=self._session_id, workspace=parent.row.workspace, agent_name=agent.name, waiting=event_id
         )
         internal = SessionInternal(parent=link, self_hosted=parent.internal.self_hosted)
+        if parent.internal.budget is not None:
+            internal.budget = BudgetState()  # its requests count against the coordinator's budget (`_budgets.py`)
         echo = _message(message)
         internal.queue.append(echo.id)
         started = start_next_turn(internal)
@@ -264,6 +269,9 @@ async def _notify(writer: SessionWriter, store: Store, child: LoadedSession, fin
     link = child.internal.parent
     if link is None or link.waiting is None or child.status in ("running", "rescheduling"):
         return
+    if budgets.budget_paused(child.internal):
+        await _budget_paused(writer, child, link)
+        return
     waiting = link.waiting
     asks = {
         k: p for k, p in child.internal.pending.items() if p.answer is None and p.kind in ("custom", "confirmation")
@@ -292,6 +300,20 @@ async def _notify(writer: SessionWriter, store: Store, child: LoadedSession, fin
         return Change(internal=current.internal.model_copy(update={"parent": now.model_copy(update={"waiting": None})}))
 
     await writer.apply(child.id, done)
+
+
+async def _budget_paused(writer: SessionWriter, child: LoadedSession, link: ParentLink) -> None:
+    """A child paused at its coordinator's cap pauses the coordinator (the whole session waits for the budget), or
+    runs on if the budget was raised or removed meanwhile."""
+    try:
+        primary = await writer.load(link.workspace, link.session_id)
+    except (LookupError, NotFound):
+        return  # deleted with its coordinator
+    spent = await budgets.threads_spent(writer, primary)
+    if _spend.over_budget(primary, spent):
+        await writer.apply(link.session_id, lambda current: _spend.pause(current, spent))
+    else:
+        await writer.apply(child.id, budgets.resumed)
 
 
 def _answered(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from pydantic_ai.direct import model_request_stream
@@ -40,6 +41,7 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.tools import ToolDefinition
 
 from ... import wire
+from .. import _budgets as budgets
 from .. import _telemetry
 from .._bus import EventBus
 from .._session_notes import session_notes
@@ -166,11 +168,20 @@ class Turn:
                 if resolution.parts is None:
                     return  # parked: requires_action
                 new, events = [ModelRequest(parts=resolution.parts)], resolution.events
-            if loaded.internal.budget is not None and _spend.over_budget(loaded):
-                await self._writer.apply(self._session_id, _spend.pause)  # (re-checked on the current state)
+            if loaded.internal.budget is not None and await _spend.cap_reached(self._writer, loaded):
+                await self._pause(loaded)
                 continue
             if await self._request(new, events, params):
                 return
+
+    async def _pause(self, loaded: LoadedSession) -> None:
+        """Idle at the cap (re-checked on the current state); a child thread pauses at its coordinator's cap and
+        its worker then pauses the coordinator (`_threads.notify_parent`)."""
+        if loaded.internal.parent is not None:
+            await self._writer.apply(self._session_id, lambda current: _spend.pause(current, child=True))
+            return
+        spent = await budgets.threads_spent(self._writer, loaded) if loaded.internal.threads else Decimal(0)
+        await self._writer.apply(self._session_id, lambda current: _spend.pause(current, spent))
 
     async def _parameters(self, loaded: LoadedSession, turn: TurnState) -> ModelRequestParameters:
         agent = loaded.document.agent
@@ -249,6 +260,9 @@ class Turn:
             announced = {c.tool_call_id: tool_use_event(self._tools, c) for c in calls if c.tool_name not in DELEGATION}
         produced += announced.values()
         produced.append(out.span_end(start_id, tokens._asdict()))
+        by_threads = Decimal(0)  # a coordinator's turn end reports the spend with its threads'
+        if not calls and loaded.internal.budget is not None and loaded.internal.threads:
+            by_threads = await budgets.threads_spent(self._writer, loaded)
 
         def after(current: LoadedSession) -> Change:
             history = joined(carried, self._history.append(response))
@@ -268,7 +282,7 @@ class Turn:
             ended = produced
             if internal.budget is not None:  # with a budget, the turn's end reports the spend
                 internal = _spend.charged(internal, self._model_id, tokens, response)
-                ended = [*produced, _spend.usage_event(current, tokens, internal)]
+                ended = [*produced, _spend.usage_event(current, tokens, internal, by_threads)]
             if internal.outcome is not None:  # an outcome's turn is graded next (`_grader.py`)
                 graded = _grader.after_turn(current, internal, ended, history=history, usage=tokens)
                 if graded is not None:
