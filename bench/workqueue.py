@@ -72,16 +72,19 @@ async def _round_trips(
 
 
 @contextlib.asynccontextmanager
-async def _serving_worker(ctx: Context, url: str, env_id: str, key: str, name: str) -> AsyncIterator[Worker]:
+async def _serving_worker(
+    ctx: Context, url: str, env_id: str, key: str, name: str, *, max_idle: float = 3600
+) -> AsyncIterator[Worker]:
     """A `loophost.Worker` serving the environment from this process (no sandbox: the machine may have none),
-    stopped gracefully at the end."""
+    stopped gracefully at the end. `max_idle`: how long it stays on a session whose turn ended (it serves at most
+    16 sessions at once, so a benchmark of many sessions lets each go as soon as its turn is over)."""
     worker = Worker(
         environment_id=env_id,
         environment_key=key,
         base_url=url,
         workdir=ctx.tmpdir / name,
         unsafe_no_sandbox=True,
-        max_idle=3600,
+        max_idle=max_idle,
         on_progress=lambda line: None,
     )
     async with worker:
@@ -137,7 +140,7 @@ async def items_per_second(ctx: Context) -> AsyncIterator[Metric]:
     async with loophost_server(ctx) as (url, _pid), httpx2.AsyncClient(base_url=url, headers=HEADERS) as http:
         env_id, key, warm_session = await _setup(http)
         agent = (await http.get(f"/v1/sessions/{warm_session}")).json()["agent"]["id"]
-        async with _serving_worker(ctx, url, env_id, key, "worker-items"):
+        async with _serving_worker(ctx, url, env_id, key, "worker-items", max_idle=0):
             await _round_trips(http, warm_session, 3)  # warm-up
             text = 'call read {"file_path": "missing.txt"}'
             first = {"type": "user.message", "content": [{"type": "text", "text": text}]}
