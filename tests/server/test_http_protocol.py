@@ -48,6 +48,9 @@ async def test_a_head_alone_leaves_when_the_loop_turns() -> None:
     assert _sent(peer) == [HEAD]
     joined.write(b"data: 1\n\n")  # stream chunks are not held
     assert _sent(peer) == [b"data: 1\n\n"]
+    joined.write(HEAD)
+    joined.writelines([b"{", b"}"])  # after a held head, in order
+    assert _sent(peer) == [HEAD + b"{}"]
     joined.close()
     peer.close()
 

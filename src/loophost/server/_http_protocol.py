@@ -37,6 +37,10 @@ class _HeadJoiningTransport:
         else:
             self._transport.write(data)
 
+    def writelines(self, chunks: Any) -> None:  # through `write`, so a held head keeps its place
+        for chunk in chunks:
+            self.write(chunk)
+
     def _flush(self) -> None:
         head, self._head = self._head, None
         if head is not None and not self._transport.is_closing():
