@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._postgres_db import Database
-from ._webhooks import DeliveryRow, OutboxEvent, WebhookEndpointRow
+from ._webhooks import DeliveryRow, OutboxEvent, WebhookEndpointRow, delivery_row, endpoint_row
 
 _ENDPOINT_COLS = (
     "workspace, id, url, enabled_events, state, disabled_reason, name, description, created_at, updated_at, secret,"
@@ -41,18 +41,6 @@ def outbox_part(events: Sequence[OutboxEvent], *, gate: str | None) -> tuple[str
         "wh_payloads": [e.payload for e in events],
     }
     return sql, params
-
-
-def _endpoint(r: Sequence[Any]) -> WebhookEndpointRow:
-    workspace, endpoint_id, url, events, state, reason, name, description, created, updated, secret, failures = r
-    return WebhookEndpointRow(
-        workspace, endpoint_id, url, events, state, reason, name, description, created, updated, bytes(secret), failures
-    )
-
-
-def _delivery(r: Sequence[Any], url: str, secret: bytes) -> DeliveryRow:
-    endpoint_id, event_id, workspace, event_type, created_at, payload, attempts = r[:7]
-    return DeliveryRow(endpoint_id, event_id, workspace, event_type, created_at, payload, int(attempts), url, secret)
 
 
 class PostgresWebhookStore:
@@ -85,7 +73,7 @@ class PostgresWebhookStore:
             f"SELECT {_ENDPOINT_COLS} FROM webhook_endpoints WHERE id = %s AND workspace = %s",
             (endpoint_id, workspace),
         )
-        return _endpoint(r) if r else None
+        return endpoint_row(r) if r else None
 
     async def list_endpoints(
         self, workspace: str, *, after: tuple[str, str] | None, descending: bool, limit: int
@@ -99,7 +87,7 @@ class PostgresWebhookStore:
             f"SELECT {_ENDPOINT_COLS} FROM webhook_endpoints WHERE {where}"
             f" ORDER BY created_at {order}, id {order} LIMIT %s"
         )
-        return [_endpoint(r) for r in await self._db.all(sql, [*args, limit])]
+        return [endpoint_row(r) for r in await self._db.all(sql, [*args, limit])]
 
     async def count_endpoints(self, workspace: str) -> int:
         r = await self._db.one("SELECT COUNT(*) FROM webhook_endpoints WHERE workspace = %s", (workspace,))
@@ -158,7 +146,7 @@ class PostgresWebhookStore:
             " ORDER BY u.created_at, u.event_id",
             {"now": now, "until": claimed_until, "limit": limit},
         )
-        return [_delivery(r, r[7], bytes(r[8])) for r in rows]
+        return [delivery_row(r, r[7], bytes(r[8])) for r in rows]
 
     async def release_claims(self) -> None:
         """Several nodes share the database: a claim is left to expire, never released wholesale."""

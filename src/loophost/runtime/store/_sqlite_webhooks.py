@@ -8,7 +8,7 @@ from typing import Any
 
 from ._records import StoredEvent
 from ._sqlite_engine import SQLiteEngine
-from ._webhooks import DeliveryRow, OutboxEvent, WebhookEndpointRow
+from ._webhooks import DeliveryRow, OutboxEvent, WebhookEndpointRow, delivery_row, endpoint_row
 
 _ENDPOINT_COLS = (
     "workspace, id, url, enabled_events, state, disabled_reason, name, description, created_at, updated_at, secret,"
@@ -29,18 +29,6 @@ def write_outbox(conn: sqlite3.Connection, events: Sequence[OutboxEvent]) -> Non
         conn.executemany(
             _OUTBOX, [(e.id, e.type, e.created_at, e.payload, e.created_at, e.workspace, e.type) for e in events]
         )
-
-
-def _endpoint(r: Sequence[Any]) -> WebhookEndpointRow:
-    workspace, endpoint_id, url, events, state, reason, name, description, created, updated, secret, failures = r
-    return WebhookEndpointRow(
-        workspace, endpoint_id, url, events, state, reason, name, description, created, updated, bytes(secret), failures
-    )
-
-
-def _delivery(r: Sequence[Any], url: str, secret: bytes) -> DeliveryRow:
-    endpoint_id, event_id, workspace, event_type, created_at, payload, attempts = r[:7]
-    return DeliveryRow(endpoint_id, event_id, workspace, event_type, created_at, payload, int(attempts), url, secret)
 
 
 class SQLiteWebhookStore:
@@ -84,7 +72,7 @@ class SQLiteWebhookStore:
         rows = await self._all(
             f"SELECT {_ENDPOINT_COLS} FROM webhook_endpoints WHERE id = ? AND workspace = ?", (endpoint_id, workspace)
         )
-        return _endpoint(rows[0]) if rows else None
+        return endpoint_row(rows[0]) if rows else None
 
     async def list_endpoints(
         self, workspace: str, *, after: tuple[str, str] | None, descending: bool, limit: int
@@ -98,7 +86,7 @@ class SQLiteWebhookStore:
             f"SELECT {_ENDPOINT_COLS} FROM webhook_endpoints WHERE {where}"
             f" ORDER BY created_at {order}, id {order} LIMIT ?"
         )
-        return [_endpoint(r) for r in await self._all(sql, [*args, limit])]
+        return [endpoint_row(r) for r in await self._all(sql, [*args, limit])]
 
     async def count_endpoints(self, workspace: str) -> int:
         rows = await self._all("SELECT COUNT(*) FROM webhook_endpoints WHERE workspace = ?", (workspace,))
@@ -162,7 +150,7 @@ class SQLiteWebhookStore:
             marks = ",".join("?" * len(ids))
             found = conn.execute(f"SELECT id, url, secret FROM webhook_endpoints WHERE id IN ({marks})", ids)
             endpoints = {i: (url, bytes(secret)) for i, url, secret in found.fetchall()}
-            rows = [_delivery(r, *endpoints[r[0]]) for r in claimed]
+            rows = [delivery_row(r, *endpoints[r[0]]) for r in claimed]
             return sorted(rows, key=lambda d: (d.created_at, d.event_id)), ()
 
         return await self._engine.write(fn)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,20 @@ class DeliveryRow:
     attempts: int
     url: str
     secret: bytes
+
+
+def endpoint_row(r: Sequence[Any]) -> WebhookEndpointRow:
+    """An endpoint row as both backends select it (the columns of `WebhookEndpointRow`, in order)."""
+    workspace, endpoint_id, url, events, state, reason, name, description, created, updated, secret, failures = r
+    return WebhookEndpointRow(
+        workspace, endpoint_id, url, events, state, reason, name, description, created, updated, bytes(secret), failures
+    )
+
+
+def delivery_row(r: Sequence[Any], url: str, secret: bytes) -> DeliveryRow:
+    """A claimed delivery: its first seven selected columns, and its endpoint's URL and sealed secret."""
+    endpoint_id, event_id, workspace, event_type, created_at, payload, attempts = r[:7]
+    return DeliveryRow(endpoint_id, event_id, workspace, event_type, created_at, payload, int(attempts), url, secret)
 
 
 class WebhookStore(Protocol):
