@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from asyncio import FIRST_COMPLETED
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from starlette.responses import Response
@@ -109,11 +108,13 @@ class EventStreamResponse(Response):
     (<= 0: never), until `items` ends, the client goes away, or the server closes (`closing`). The items that are
     ready together (a commit's events) go out as one write.
 
-    One coroutine drives it, with two helper tasks it owns: the pending read of the next batch (it must survive
-    heartbeats: cancelling a pending `anext` would finalize the iterator) and the wait for the client's
-    disconnect. Both are cancelled and awaited, and `items` closed, on every way out, so nothing started for a
-    stream outlives its request. (Starlette's `StreamingResponse` would add an anyio task group and two more
-    tasks per stream: an idle stream costs memory for every task it holds.) An exception from `items` becomes an
+    One coroutine drives it and reads the items itself, so a commit's events are written one loop step after the
+    commit (no task per batch). It owns two helper tasks: the heartbeat, which writes a `PING` after `heartbeat`
+    seconds without output, and the wait for the client's disconnect. The disconnect and the server's shutdown end
+    the read where it waits (a cancel scope), since nothing will read those items again. The helpers are cancelled
+    and awaited, and `items` closed, on every way out, so nothing started for a stream outlives its request.
+    (Starlette's `StreamingResponse` would add an anyio task group and two more tasks per stream: an idle stream
+    costs memory for every task it holds.) An exception from `items` becomes an
     `event: error` frame built by `on_error` (the headers are long gone, so a status code can't carry it).
     """
 
@@ -138,39 +139,59 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         items = self._items
-        timeout = self._heartbeat if self._heartbeat > 0 else None
+        loop = asyncio.get_running_loop()
         closing = self._closing.waiter()
         gone: asyncio.Task[None] = asyncio.ensure_future(_disconnected(receive))
-        pending: asyncio.Task[list[StreamItem] | None] | None = None
+        beat: asyncio.Task[None] | None = None
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            while not closing.done():
-                if pending is None:
-                    pending = asyncio.ensure_future(_next(items))
-                done, _ = await asyncio.wait((pending, gone, closing), timeout=timeout, return_when=FIRST_COMPLETED)
-                if gone in done:
-                    return  # nobody to send the rest to
-                if pending in done:
-                    ready, pending = pending, None
-                    try:
-                        batch = ready.result()
-                    except Exception as exc:
-                        if self._on_error is None:
-                            raise
-                        await send(
-                            {"type": "http.response.body", "body": error_frame(self._on_error(exc)), "more_body": True}
-                        )
-                        break
-                    if batch is None:
-                        break
-                    body = b"".join(map(frame, batch))
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
-                elif not closing.done():
-                    await send({"type": "http.response.body", "body": PING, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            written = [loop.time()]  # when the stream last wrote (a heartbeat is due `heartbeat` s after it)
+
+            async def write(body: bytes) -> None:
+                written[0] = loop.time()
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+
+            if self._heartbeat > 0:
+                beat = asyncio.ensure_future(_heartbeats(self._heartbeat, written, write, loop))
+            async with asyncio.timeout(None) as scope_:
+                # the client leaving or the server closing ends the read where it waits (the items are closed
+                # on the way out, so a read cut off mid-way is never resumed)
+                stop = lambda _: scope_.reschedule(loop.time())  # noqa: E731
+                gone.add_done_callback(stop)
+                closing.add_done_callback(stop)
+                try:
+                    while not closing.done() and not gone.done():
+                        try:
+                            batch = await items.next_batch()
+                        except StopAsyncIteration:
+                            break
+                        except Exception as exc:
+                            if self._on_error is None:
+                                raise
+                            await write(error_frame(self._on_error(exc)))
+                            break
+                        await write(b"".join(map(frame, batch)))
+                finally:
+                    gone.remove_done_callback(stop)
+                    closing.remove_done_callback(stop)
+        except TimeoutError:
+            pass  # stopped by `gone` or `closing`
         finally:
+            client_gone = gone.done()
             self._closing.release(closing)
-            await _settle(items, pending, gone)
+            await _settle(items, beat, gone)
+        if not client_gone:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _heartbeats(
+    period: float, written: list[float], write: Callable[[bytes], Awaitable[None]], loop: asyncio.AbstractEventLoop
+) -> None:
+    """A `PING` whenever the stream has written nothing for `period` seconds."""
+    while True:
+        await asyncio.sleep(max(0.0, written[0] + period - loop.time()))
+        if loop.time() - written[0] >= period:
+            await write(PING)
 
 
 async def _settle(items: Batches, *tasks: asyncio.Task[Any] | None) -> None:

@@ -83,7 +83,8 @@ class SessionWorkers:
         self.mcp = McpSessions(mcp_credentials, self._config)
         self._models: dict[str, Model] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
-        self._steps: dict[str, tuple[Step, asyncio.Task[None]]] = {}
+        self._steps: dict[str, Step] = {}  # the step each worker is running (in the worker's own task)
+        self._cut_off: set[str] = set()  # sessions whose running step an interrupt cancelled
         self._wakes: dict[str, int] = {}
         self._histories: OrderedDict[str, History] = OrderedDict()
         self._closing = False
@@ -108,9 +109,10 @@ class SessionWorkers:
         if self._closing:
             return
         if interrupt:
-            step = self._steps.get(session_id)
-            if step is not None and step[0] != "interrupt" and not step[1].done():
-                step[1].cancel()
+            worker = self._workers.get(session_id)
+            if self._steps.get(session_id) == "continue" and worker is not None and session_id not in self._cut_off:
+                self._cut_off.add(session_id)  # the worker takes this cancellation back (`_run_cut_off`)
+                worker.cancel()
             elif self._leases is not None and session_id not in self._workers:
                 self._leases.interrupt_for_owner(session_id)
         self._wakes[session_id] = self._wakes.get(session_id, 0) + 1
@@ -225,19 +227,32 @@ class SessionWorkers:
                         await self.on_settled(loaded)
                     return
                 continue
-            task = asyncio.create_task(self._run_step(session_id, step))
-            self._steps[session_id] = (step, task)
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-                    raise
-                # the step was cancelled by an interrupt: the interrupt step closes what it left open
-            finally:
-                self._steps.pop(session_id, None)
+            await self._run_cut_off(session_id, step)
+
+    async def _run_cut_off(self, session_id: str, step: Step) -> None:
+        """Run a step in the worker's own task (no task per step: a turn that needs no wait runs at once), where an
+        interrupt can cut it off: `wake` cancels the worker, and here that cancellation is taken back (unless the
+        worker's owner is cancelling it too); the interrupt step then closes what the step left open."""
+        self._steps[session_id] = step
+        try:
+            await self._run_step(session_id, step)
+        except asyncio.CancelledError:
+            if not self._take_back_cut_off(session_id):
+                raise
+        else:
+            if session_id in self._cut_off and not self._take_back_cut_off(session_id):
+                raise asyncio.CancelledError  # the step absorbed a cancellation that was not only the interrupt's
+        finally:
+            self._steps.pop(session_id, None)
+            self._cut_off.discard(session_id)
+
+    def _take_back_cut_off(self, session_id: str) -> bool:
+        """Whether an interrupt's cancellation was all that cancelled this worker (and is now taken back)."""
+        if session_id not in self._cut_off:
+            return False
+        self._cut_off.discard(session_id)
+        current = asyncio.current_task()
+        return current is not None and current.uncancel() == 0
 
     async def _run_step(self, session_id: str, step: Step) -> None:
         from ..models import ModelRoutingError, is_transient_model_error, model_error_type
