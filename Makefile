@@ -45,7 +45,7 @@ postgres:
 	sh scripts/install-postgres.sh
 
 pytest: venv $(BWRAP) chromium postgres
-	LOOPHOST_REQUIRE_BWRAP=$$(test -x $(BWRAP) && echo 1) $(RUN) pytest -q $(PYTEST_ARGS)
+	LOOPHOST_REQUIRE_BWRAP=$$(test -x $(BWRAP) && echo 1) $(RUN) pytest -q --durations=25 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -29,6 +29,7 @@ from .._errors import StaleWrite, Unavailable
 from .._state import TurnState
 from .._writer import Change, LoadedSession, SessionWriter
 from ..store import Lease, Store
+from . import _endings as endings
 from . import _outbound as out
 from ._config import AgentLoopConfig
 from ._leases import SessionLeases
@@ -269,16 +270,16 @@ class SessionWorkers:
             raise
         except ModelRoutingError as exc:
             self._histories.pop(session_id, None)
-            await self._terminate(session_id, "model_request_failed_error", str(exc))
+            await endings.terminate(self._writer, session_id, "model_request_failed_error", str(exc))
         except Exception as exc:
             self._histories.pop(session_id, None)  # its view of what is stored may be ahead of the store
             if is_transient_model_error(exc):
-                await self._reschedule(session_id, exc)
+                await endings.reschedule(self._writer, self.config, session_id, exc)
             elif (kind := model_error_type(exc)) != "unknown_error":
-                await self._terminate(session_id, kind, str(exc))
+                await endings.terminate(self._writer, session_id, kind, str(exc))
             else:
                 log.exception("turn of session %s failed", session_id)
-                await self._terminate(session_id, "unknown_error", f"{type(exc).__name__}: {exc}")
+                await endings.terminate(self._writer, session_id, "unknown_error", f"{type(exc).__name__}: {exc}")
 
     async def _continue(self, session_id: str) -> None:
         """Continue the turn in progress: after a retry wait or a crash, close what was left open first."""
@@ -405,101 +406,17 @@ class SessionWorkers:
             self._histories.move_to_end(session_id)
         return history
 
-    # ends of a turn ------------------------------------------------------------------------------------
+    # ends of a turn (`_endings.py`) ------------------------------------------------------------------
     async def _interrupt(self, session_id: str) -> None:
-        """Close what the interrupted turn left open (calls get their recorded result or an error), then idle."""
-        from .._budgets import budget_paused
-        from ._calls import answer_text
-        from ._grader import interrupted as interrupted_outcome
-        from ._history import Result, closing_request, read_results
-        from ._turn import turn_end
-
         self._histories.pop(session_id, None)  # the cancelled step may have been cut off mid-change
-        history = await self._history(session_id)
-        loaded = await self._writer.load(None, session_id)
-        turn = loaded.internal.turn or TurnState()
-        done = {k: v.result_event for k, v in turn.ledger.items() if v.result_event is not None}
-        recorded = await read_results(self._store, session_id, list(done.values()))
-        results = {k: recorded[e] for k, e in done.items() if e in recorded}
-        for pending in loaded.internal.pending.values():
-            answer = pending.answer
-            if pending.kind in ("custom", "tool_result") and answer is not None and "result" not in answer:
-                is_error = bool(answer.get("is_error"))
-                results[pending.tool_use_id] = Result(answer_text(answer), is_error, pending.answer_event)
-
-        def change(current: LoadedSession) -> Change:
-            internal = current.internal
-            state = internal.turn or TurnState()
-            events: list[Any] = []
-            if state.open_span is not None:
-                events.append(out.span_end(state.open_span))
-            document = None
-            if internal.outcome is not None:  # a started outcome ends `interrupted` (its span closes too)
-                ended, internal, document = interrupted_outcome(current)
-                events += ended
-            if current.status != "idle" or internal.pending or budget_paused(internal):
-                events.append(out.idle(_END))  # (a turn paused at the budget is dropped too)
-            closing = closing_request(history.messages, results)
-            cleared = internal.model_copy(update={"pending": {}, "turn": None, "interrupt_requested": False})
-            written = history.append(closing) if closing is not None else None
-            return turn_end(cleared, events, history=written, document=document)
-
-        await self._writer.apply(session_id, change)
-
-    async def _reschedule(self, session_id: str, exc: Exception) -> None:
-        from ..models import model_error_type
-
-        kind = model_error_type(exc)
-        loaded = await self._writer.load(None, session_id)
-        attempts = (loaded.internal.turn or TurnState()).attempts + 1
-        if attempts > self.config.max_retries:
-            await self._end_with_error(session_id, kind, str(exc), stop="retries_exhausted")
-            return
-
-        def change(current: LoadedSession) -> Change:
-            state = current.internal.turn or TurnState()
-            events: list[Any] = []
-            if state.open_span is not None:
-                events.append(out.span_end(state.open_span, is_error=True))
-            events += [out.error(kind, str(exc), "retrying"), out.rescheduled()]
-            internal = current.internal.model_copy(
-                update={"turn": state.model_copy(update={"attempts": attempts, "open_span": None})}
-            )
-            return Change(events=events, status="rescheduling", internal=internal)
-
-        await self._writer.apply(session_id, change)
-        delay = min(self.config.retry_backoff * 2 ** (attempts - 1), self.config.retry_backoff_max)
-        await asyncio.sleep(delay)
-
-    async def _end_with_error(self, session_id: str, kind: str, message: str, *, stop: str = "end_turn") -> None:
-        from ._turn import turn_end
-
-        def change(current: LoadedSession) -> Change:
-            state = current.internal.turn or TurnState()
-            events: list[Any] = []
-            if state.open_span is not None:
-                events.append(out.span_end(state.open_span, is_error=True))
-            events += [out.error(kind, message, "exhausted"), out.idle({"type": stop})]
-            return turn_end(current.internal.model_copy(update={"turn": None, "pending": {}}), events)
-
-        await self._writer.apply(session_id, change)
-
-    async def _terminate(self, session_id: str, kind: str, message: str) -> None:
-        def change(current: LoadedSession) -> Change:
-            state = current.internal.turn or TurnState()
-            events: list[Any] = []
-            if state.open_span is not None:
-                events.append(out.span_end(state.open_span, is_error=True))
-            events += [out.error(kind, message, "terminal"), out.terminated()]
-            internal = current.internal.model_copy(update={"turn": None, "queue": [], "pending": {}})
-            return Change(events=events, status="terminated", internal=internal)
-
-        await self._writer.apply(session_id, change)
+        await endings.interrupt(self._writer, self._store, session_id, await self._history(session_id))
 
     async def _fail(self, session_id: str, exc: Exception) -> None:
         """The worker itself failed: end the turn visibly rather than leave the session running unowned."""
         try:
-            await self._end_with_error(session_id, "unknown_error", f"the session's worker failed: {exc}")
+            await endings.end_with_error(
+                self._writer, session_id, "unknown_error", f"the session's worker failed: {exc}"
+            )
         except Exception:
             log.exception("could not end the turn of session %s after its worker failed", session_id)
 
