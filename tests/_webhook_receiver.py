@@ -1,9 +1,11 @@
 """A real webhook receiver on loopback: a threaded HTTP server that records every POST and answers with the
-statuses it is scripted with (then 200). Usable from sync tests (the SDK) and async ones (`until`)."""
+statuses it is scripted with (then 200), over TLS when given a server context. Usable from sync tests (the SDK)
+and async ones (`until`)."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +27,7 @@ class Delivery:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, *, keep_alive: bool = False) -> None:
         self.deliveries: list[Delivery] = []
         self.statuses: list[int] = []
         """Answers for the next requests, in order; 200 once it is empty."""
@@ -49,8 +51,14 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
+        if keep_alive:  # HTTP/1.1: a client may send its next request on the same connection
+            Handler.protocol_version = "HTTP/1.1"
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        self.port = self._server.server_address[1]
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/hook"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def snapshot(self) -> list[Delivery]:
@@ -87,8 +95,8 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
+def running_receiver(tls: ssl.SSLContext | None = None, *, keep_alive: bool = False) -> Iterator[Receiver]:
+    receiver = Receiver(tls, keep_alive=keep_alive)
     receiver._thread.start()
     try:
         yield receiver

@@ -183,3 +183,33 @@ def test_an_ambiguous_name_asks_for_an_id(server: ServerProcess, sdk: anthropic.
     write(file, f"agents:\n  - {{id: {first.id}, name: {name}, model: scripted, system: Pinned.}}\n")
     code, out = loophost(server, "apply", "-f", str(file))
     assert code == 0 and f"({first.id}): v1 → v2 (system)" in out, out
+
+
+@pytest.mark.parametrize("variant", ["coordinator", "multiagent_20261001"])
+def test_a_roster_named_by_ids_matches_the_resolved_roster(
+    server: ServerProcess, sdk: anthropic.Anthropic, tmp_path: Path, variant: str
+) -> None:
+    """The server stores a roster resolved (`{type: agent, id, version}`); a file naming it by id strings and
+    `self` is unchanged against it, and a changed roster is still a change."""
+    members = [sdk.beta.agents.create(name=f"member-{uuid.uuid4().hex[:8]}", model="scripted") for _ in range(2)]
+    name = f"lead-{uuid.uuid4().hex[:8]}"
+
+    def roster(*ids: str) -> str:
+        entries = ", ".join([*ids, "{type: self}"])
+        if variant == "coordinator":
+            return f"{{type: coordinator, agents: [{entries}]}}"
+        return f"{{type: multiagent_20261001, subagents: {{type: enabled, predefined_agents: [{entries}]}}}}"
+
+    file = write(
+        tmp_path / "team.yaml", f"agents:\n  - {{name: {name}, model: scripted, multiagent: {roster(members[0].id)}}}\n"
+    )
+    code, out = loophost(server, "apply", "-f", str(file))
+    assert code == 0 and f"+ agent {name}: created" in out, out
+    code, out = loophost(server, "apply", "-f", str(file))
+    assert code == 0 and "unchanged (v1)" in out, out
+    assert "0 created, 0 updated, 1 unchanged" in out
+    write(file, f"agents:\n  - {{name: {name}, model: scripted, multiagent: {roster(members[0].id, members[1].id)}}}\n")
+    code, out = loophost(server, "apply", "-f", str(file))
+    assert code == 0 and "v1 → v2 (multiagent)" in out, out
+    code, out = loophost(server, "apply", "-f", str(file))
+    assert code == 0 and "unchanged (v2)" in out, out

@@ -166,3 +166,22 @@ def test_a_grading_waits_for_the_budget_too(strict: anthropic.Anthropic) -> None
         ("span.outcome_evaluation_end", "satisfied"),
     ]
     assert strict.beta.sessions.retrieve(sid).outcome_evaluations[0].result == "satisfied"
+
+
+def test_a_listed_session_carries_the_list_cost_of_a_retrieve(strict: anthropic.Anthropic) -> None:
+    """`sessions.list` items are the same sessions `retrieve` returns: with `usage.list_cost` under a budget (and
+    the primary thread reports it too)."""
+    sid = _session(strict, budget=_budget("100000"))
+    plain = _session(strict)
+    for session_id in (sid, plain):
+        with strict.beta.sessions.events.stream(session_id, timeout=30) as stream:
+            strict.beta.sessions.events.send(session_id, events=[message("hello there")])
+            read_until(stream, is_idle("end_turn"))
+    retrieved = strict.beta.sessions.retrieve(sid)
+    assert retrieved.usage.list_cost is not None and int(retrieved.usage.list_cost.amount) > 0
+    listed = {s.id: s for s in strict.beta.sessions.list(limit=100).data}
+    assert listed[sid].usage == retrieved.usage
+    assert listed[plain].usage == strict.beta.sessions.retrieve(plain).usage
+    assert listed[plain].usage.list_cost is None  # (tracked only under a budget)
+    (primary,) = strict.beta.sessions.threads.list(sid).data
+    assert primary.usage is not None and primary.usage.list_cost == retrieved.usage.list_cost

@@ -39,7 +39,6 @@ def test_coordinator_roster_comes_back_resolved(strict: anthropic.Anthropic) -> 
                 worker.id,
                 {"type": "self"},
                 {"type": "agent", "id": pinned.id},
-                {"type": "advisor", "model": "m"},
             ],
         },
     )
@@ -47,7 +46,6 @@ def test_coordinator_roster_comes_back_resolved(strict: anthropic.Anthropic) -> 
         {"type": "agent", "id": worker.id, "version": 2},
         {"type": "agent", "id": lead.id, "version": 1},
         {"type": "agent", "id": pinned.id, "version": 1},
-        {"type": "advisor", "model": "m"},
     ]
     assert lead.multiagent is not None
     assert lead.multiagent.model_dump(mode="json") == {"type": "coordinator", "agents": expected}
@@ -79,6 +77,43 @@ def test_roster_rules_are_400s(strict: anthropic.Anthropic) -> None:
         assert info.value.status_code == status, agents
 
 
+@pytest.mark.parametrize(
+    "multiagent",
+    [
+        {"type": "coordinator", "agents": [{"type": "advisor", "model": "scripted"}]},
+        {"type": "multiagent_20261001", "advisor": {"type": "enabled", "model": "scripted"}},
+    ],
+)
+def test_an_advisor_is_accepted_and_snapshotted(strict: anthropic.Anthropic, multiagent: Any) -> None:
+    """On create and on update, echoed in the resolved shape, and copied to a session's agent snapshot (its
+    consultation over HTTP: tests/server/test_threads_api.py)."""
+    advised = _agent(strict, multiagent=multiagent)
+    expected = {**multiagent}
+    if multiagent["type"] == "multiagent_20261001":
+        expected |= {
+            "subagents": {"type": "enabled", "inline_agents": {"type": "enabled"}, "predefined_agents": []},
+            "workflows": {"type": "disabled"},
+        }
+    assert advised.multiagent is not None and advised.multiagent.model_dump(mode="json") == expected
+    agent = _agent(strict)
+    updated = strict.beta.agents.update(agent.id, version=agent.version, multiagent=multiagent)
+    assert updated.multiagent is not None and updated.multiagent.model_dump(mode="json") == expected
+    assert strict.beta.agents.retrieve(agent.id).multiagent == updated.multiagent
+    env = strict.beta.environments.create(name=_name())
+    session = strict.beta.sessions.create(agent=advised.id, environment_id=env.id)
+    assert session.agent.multiagent is not None
+    assert session.agent.multiagent.model_dump(mode="json") == expected
+    # one advisor per coordinator roster: its name, `advisor`, addresses it
+    with pytest.raises(anthropic.BadRequestError, match="at most one"):
+        _agent(
+            strict,
+            multiagent={
+                "type": "coordinator",
+                "agents": [{"type": "advisor", "model": "scripted"}, {"type": "advisor", "model": "other"}],
+            },
+        )
+
+
 def test_multiagent_20261001_resolves_and_merges_on_update(strict: anthropic.Anthropic) -> None:
     a = _agent(strict)
     b = _agent(strict)
@@ -106,12 +141,12 @@ def test_multiagent_20261001_resolves_and_merges_on_update(strict: anthropic.Ant
         version=1,
         multiagent={
             "type": "multiagent_20261001",
-            "advisor": {"type": "enabled", "model": "claude-opus-4-8"},
+            "advisor": {"type": "disabled"},
             "subagents": {"type": "enabled", "predefined_agents": [b.id, {"type": "self"}]},
         },
     )
     doc = agent.multiagent.model_dump(mode="json") if agent.multiagent else {}
-    assert doc["advisor"] == {"type": "enabled", "model": "claude-opus-4-8"}
+    assert doc["advisor"] == {"type": "disabled"}
     assert doc["subagents"]["inline_agents"] == {"type": "disabled"}
     assert doc["subagents"]["predefined_agents"] == [
         {"type": "agent", "id": b.id, "version": 1},
@@ -123,7 +158,7 @@ def test_multiagent_20261001_resolves_and_merges_on_update(strict: anthropic.Ant
     )
     doc = agent.multiagent.model_dump(mode="json") if agent.multiagent else {}
     assert doc["subagents"] == {"type": "enabled", "inline_agents": {"type": "enabled"}, "predefined_agents": []}
-    assert doc["advisor"]["type"] == "enabled"
+    assert doc["advisor"]["type"] == "disabled"
     # inline disabled with no predefined agents, on the merged result
     with pytest.raises(anthropic.BadRequestError):
         strict.beta.agents.update(

@@ -50,7 +50,7 @@ def test_every_id_of_another_workspace_is_404(server: ServerProcess, client: ant
     hook = httpx2.post(
         f"{server.url}/v1/webhooks",
         headers={"authorization": f"Bearer {client.api_key}"},
-        json={"url": "https://93.184.215.14/hook", "enabled_events": ["deployment.deleted"], "name": "tenant-a"},
+        json={"url": "https://93.184.215.14/hook", "enabled_events": ["memory_store.deleted"], "name": "tenant-a"},
         timeout=30,
     ).json()
     deployment = client.beta.deployments.create(

@@ -74,6 +74,13 @@ def test_parallel_delegation_with_a_cross_posted_custom_tool(strict: anthropic.A
         if e.type == "agent.thread_message_received"
     }
     assert received[use.session_thread_id] == "lookup: high"
+    # the answer resumed the researcher's thread: the primary stream shows it running again, then idle
+    resumed = [
+        e.type
+        for e in rest
+        if e.type.startswith("session.thread_status_") and e.session_thread_id == use.session_thread_id
+    ]
+    assert resumed == ["session.thread_status_running", "session.thread_status_idle"]
     assert "echo: draft it" in received.values()
     final = [e.content[0].text for e in rest if e.type == "agent.message"]
     assert final == ["send_to_agent: lookup: high\nsend_to_agent: echo: draft it"]
@@ -85,8 +92,13 @@ def test_parallel_delegation_with_a_cross_posted_custom_tool(strict: anthropic.A
     assert all(t.status == "idle" for t in threads)
     child = next(t for t in children if t.id == use.session_thread_id)
     assert strict.beta.sessions.threads.retrieve(child.id, session_id=sid).id == child.id
-    child_events = [e.type for e in strict.beta.sessions.threads.events.list(child.id, session_id=sid)]
-    assert child_events[0] == "user.message"
+    child_log = list(strict.beta.sessions.threads.events.list(child.id, session_id=sid))
+    child_events = [e.type for e in child_log]
+    # the coordinator's message, as the thread's own log shows it: received from the primary thread
+    assert child_events[0] == "agent.thread_message_received"
+    assert "user.message" not in child_events
+    assert child_log[0].from_session_thread_id == threads[0].id
+    assert child_log[0].from_agent_name is None  # (absent when from the primary agent)
     assert "agent.custom_tool_use" in child_events
     assert child.usage is not None and child.usage.input_tokens > 0
     assert [t.id for t in strict.beta.sessions.threads.list(sid, statuses=["running"]).data] == []
@@ -114,8 +126,68 @@ def test_a_thread_continues_its_own_context_and_streams(strict: anthropic.Anthro
     assert "session.thread_created" not in [e.type for e in events]  # the writer's thread goes on
     threads = strict.beta.sessions.threads.list(sid).data
     assert len(threads) == 2
-    logged = [e for e in strict.beta.sessions.threads.events.list(child.id, session_id=sid) if e.type == "user.message"]
+    own_log = strict.beta.sessions.threads.events.list(child.id, session_id=sid)
+    logged = [e for e in own_log if e.type == "agent.thread_message_received"]
     assert [e.content[0].text for e in logged] == ["one", "two"]
+
+
+def test_two_calls_to_one_agent_in_a_response_run_one_after_the_other(strict: anthropic.Anthropic) -> None:
+    """Both messages reach the agent's one thread, in the response's order, each answered in turn."""
+    sid, researcher, writer = _team(strict)
+    with strict.beta.sessions.events.stream(sid, timeout=30) as stream:
+        prompt = "\n".join([_send(writer, "one"), _send(researcher, "r"), _send(writer, "two")])
+        strict.beta.sessions.events.send(sid, events=[message(prompt)])
+        events = read_until(stream, is_idle("end_turn"))
+    types = [e.type for e in events]
+    assert "agent.tool_use" not in types
+    assert types.count("session.thread_created") == 2
+    sent = [e.content[0].text for e in events if e.type == "agent.thread_message_sent"]
+    assert sent.index("one") < sent.index("two")
+    final = [e.content[0].text for e in events if e.type == "agent.message"]
+    assert final == ["send_to_agent: echo: one\nsend_to_agent: echo: r\nsend_to_agent: echo: two"]
+    child = next(t for t in strict.beta.sessions.threads.list(sid).data if t.agent.id == writer.id)
+    own_log = strict.beta.sessions.threads.events.list(child.id, session_id=sid)
+    received = [e.content[0].text for e in own_log if e.type == "agent.thread_message_received"]
+    assert received == ["one", "two"]
+
+
+def test_every_thread_status_change_shows_on_the_primary_stream(strict: anthropic.Anthropic) -> None:
+    """The primary stream is a condensed view of the children: a thread that reschedules (a transient model
+    error) shows `rescheduled` then `running` again; a thread whose turn fails for good shows `terminated`."""
+    sid, researcher, writer = _team(strict)
+    with strict.beta.sessions.events.stream(sid, timeout=30) as stream:
+        prompt = "\n".join([_send(researcher, "fail transient 1\nretried"), _send(writer, "fail fatal\nbroken")])
+        strict.beta.sessions.events.send(sid, events=[message(prompt)])
+        events = read_until(stream, is_idle("end_turn"))
+    threads = {e.session_thread_id: e.agent_name for e in events if e.type == "session.thread_created"}
+    by_name = {name: tid for tid, name in threads.items()}
+
+    def statuses(name: str) -> list[str]:
+        return [
+            e.type.removeprefix("session.thread_status_")
+            for e in events
+            if e.type.startswith("session.thread_status_") and e.session_thread_id == by_name[name]
+        ]
+
+    assert statuses(researcher.name) == ["running", "rescheduled", "running", "idle"]
+    assert statuses(writer.name) == ["running", "terminated"]
+    received = {
+        e.from_session_thread_id: e.content[0].text for e in events if e.type == "agent.thread_message_received"
+    }
+    assert received[by_name[researcher.name]] == "echo: retried"
+    assert "terminated" in received[by_name[writer.name]]
+    states = {t.id: t.status for t in strict.beta.sessions.threads.list(sid).data}
+    assert states[by_name[writer.name]] == "terminated" and states[by_name[researcher.name]] == "idle"
+
+
+def test_a_thread_whose_retries_ran_out_shows_why_on_the_primary_stream(strict: anthropic.Anthropic) -> None:
+    sid, _, writer = _team(strict)
+    with strict.beta.sessions.events.stream(sid, timeout=60) as stream:
+        strict.beta.sessions.events.send(sid, events=[message(_send(writer, "fail transient 9\nnever"))])
+        events = read_until(stream, is_idle("end_turn"), timeout=50)
+    (idle,) = [e for e in events if e.type == "session.thread_status_idle"]
+    assert idle.stop_reason.type == "retries_exhausted"
+    assert [e.type for e in events].count("session.thread_status_rescheduled") >= 1
 
 
 def test_interrupt_one_thread_then_all(strict: anthropic.Anthropic) -> None:
@@ -215,6 +287,8 @@ def test_a_coordinators_budget_counts_its_threads_requests(strict: anthropic.Ant
         _answer_lookup(strict, sid, asked)
         paused = read_until(stream, is_idle("budget_reached"))
         assert not [e for e in paused if e.type == "agent.thread_message_received"]  # the thread did not answer
+        (stopped,) = [e for e in paused if e.type == "session.thread_status_idle"]  # the thread's pause, mirrored
+        assert stopped.stop_reason.type == "budget_reached"
         usage_events = [e for e in paused if e.type == "session.usage"]
         assert usage_events and usage_events[-1].usage.list_cost is not None
         spent = int(usage_events[-1].usage.list_cost.amount)
@@ -229,6 +303,7 @@ def test_a_coordinators_budget_counts_its_threads_requests(strict: anthropic.Ant
         strict.beta.sessions.update(sid, budget=_cap(100000))
         rest = read_until(stream, is_idle("end_turn"))
     assert "session.status_running" in [e.type for e in rest]
+    assert "session.thread_status_running" in [e.type for e in rest]  # the thread resumed, mirrored
     assert [e.content[0].text for e in rest if e.type == "agent.message"] == ["send_to_agent: lookup: ok"]
     (ended,) = [e for e in rest if e.type == "session.usage"]  # the turn's end: with the thread's spend
     assert ended.usage.list_cost is not None

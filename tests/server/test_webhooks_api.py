@@ -21,7 +21,7 @@ from .test_events_api import message, uid
 
 PUBLIC = "https://93.184.215.14/hook"
 """A global address (never resolved by name, never sent to: the endpoints below ask for events nothing fires)."""
-QUIET = ["deployment.deleted"]
+QUIET = ["memory_store.deleted"]
 
 
 def api(server: ServerProcess, key: str = KEY_A) -> httpx.Client:
@@ -176,3 +176,23 @@ def test_undelivered_events_survive_a_sigkill(tmp_path: Path, receiver: Receiver
         assert sorted(delivered.values()) == sorted([*agents, env])
     finally:
         stop_server(second)
+
+
+def test_an_endpoints_deliveries_show_their_state_attempts_and_last_error(
+    hooked: ServerProcess, receiver: Receiver
+) -> None:
+    receiver.statuses = [500]  # the first try fails, the retry (about a second later) succeeds
+    endpoint = subscribe(hooked, receiver.url, ["environment.created"])
+    with sdk(hooked) as client:
+        client.beta.environments.create(name=uid("env"))
+    receiver.wait(lambda d: any(x.status == 200 for x in d))
+    with api(hooked) as http, api(hooked, KEY_B) as other:
+        page = http.get(f"/v1/webhooks/{endpoint['id']}/deliveries").json()
+        assert other.get(f"/v1/webhooks/{endpoint['id']}/deliveries").status_code == 404
+        assert http.get(f"/v1/webhooks/{endpoint['id']}/deliveries", params={"limit": 0}).status_code == 400
+    (delivery,) = page["data"]
+    assert page["next_page"] is None
+    assert delivery["type"] == "webhook_delivery" and delivery["event_type"] == "environment.created"
+    assert (delivery["state"], delivery["attempts"]) == ("delivered", 2)
+    assert delivery["delivered_at"] is not None and delivery["next_attempt_at"] is None
+    assert delivery["event_id"] == receiver.ok()[0].id

@@ -43,6 +43,20 @@ def test_workflows_are_refused_until_built(workflows: Any) -> None:
     assert ok.workflows == MemberDisabled() or ok.workflows.type == "disabled"
 
 
+def test_an_advisor_is_accepted_once_per_roster() -> None:
+    """The advisor is the roster member named `advisor`: one per coordinator roster (its name addresses it)."""
+    enabled = PARAMS.validate_python({"type": "multiagent_20261001", "advisor": {"type": "enabled", "model": "m"}})
+    assert enabled.advisor is not None and enabled.advisor.type == "enabled" and enabled.advisor.model == "m"
+    roster = PARAMS.validate_python({"type": "coordinator", "agents": ["agent_a", {"type": "advisor", "model": "m"}]})
+    assert [getattr(e, "type", e) for e in roster.agents] == ["agent_a", "advisor"]
+    with pytest.raises(ValidationError, match="at most one"):
+        PARAMS.validate_python(
+            {"type": "coordinator", "agents": [{"type": "advisor", "model": "m"}, {"type": "advisor", "model": "n"}]}
+        )
+    ok = PARAMS.validate_python({"type": "multiagent_20261001", "advisor": {"type": "disabled"}})
+    assert ok.advisor is not None and ok.advisor.type == "disabled"
+
+
 def test_every_sent_object_needs_its_type_and_an_enabled_advisor_its_model() -> None:
     for bad in (
         {"type": "multiagent_20261001", "advisor": {"type": "enabled"}},

@@ -122,6 +122,45 @@ def _agent_canon(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {name: prune(resolved.get(name)) for name in AGENT_FIELDS}
 
 
+def _roster_canon(value: Any, self_ref: tuple[str, int], latest: Mapping[str, int]) -> Any:
+    """A `multiagent` value as the server stores it (spec-2 §3.1): an id string or `{type: agent, id}` is
+    `{type: agent, id, version}` at the agent's latest live version, `self` (or the agent's own id) is the agent at
+    its current version, and omitted members take their defaults. Both sides of a comparison go through this, so a
+    file naming its roster by id matches the resolved roster the server returns."""
+    if not isinstance(value, Mapping):
+        return value
+    own_id, own_version = self_ref
+
+    def ref(entry: Any) -> Any:
+        if isinstance(entry, str):
+            entry = {"type": "agent", "id": entry}
+        if not isinstance(entry, Mapping):
+            return entry
+        if entry.get("type") == "self" or (entry.get("type") == "agent" and entry.get("id") == own_id):
+            return {"type": "agent", "id": own_id, "version": own_version}
+        if entry.get("type") == "agent":
+            version = entry.get("version") or latest.get(str(entry.get("id")))
+            return {"type": "agent", "id": entry.get("id"), "version": version}  # (unknown here: None, a change)
+        return dict(entry)
+
+    if value.get("type") == "coordinator":
+        return {"type": "coordinator", "agents": [ref(e) for e in value.get("agents") or []]}
+    if value.get("type") != "multiagent_20261001":
+        return dict(value)
+    defaults = wire.Multiagent20261001().model_dump(mode="json")  # (the server's: workflows disabled until built)
+    out: dict[str, Any] = {"type": value["type"], "advisor": value.get("advisor") or defaults["advisor"]}
+    for name in ("subagents", "workflows"):
+        member = value.get(name) or defaults[name]
+        if member.get("type") == "enabled":
+            member = {
+                "type": "enabled",
+                "inline_agents": member.get("inline_agents") or {"type": "enabled"},
+                "predefined_agents": [ref(e) for e in member.get("predefined_agents") or []],
+            }
+        out[name] = member
+    return out
+
+
 def _environment_canon(spec: Mapping[str, Any]) -> dict[str, Any]:
     params = wire.EnvironmentCreateParams.model_validate({k: v for k, v in spec.items() if k in ENVIRONMENT_FIELDS})
     config = wire.resolve_environment_config(params.config).model_dump(mode="json")
@@ -323,8 +362,11 @@ class _Applier:
             return
         want = _agent_canon(body)
         have = _agent_canon(agent_spec(current))
-        changed = [f for f in AGENT_FIELDS if want[f] != have[f]]
         version = int(current.get("version") or 1)
+        latest = {str(a["id"]): int(a.get("version") or 1) for a in live}
+        for side in (want, have):
+            side["multiagent"] = prune(_roster_canon(side["multiagent"], (str(current["id"]), version), latest))
+        changed = [f for f in AGENT_FIELDS if want[f] != have[f]]
         if not changed:
             self.tally.unchanged += 1
             self.say(f"[dim]= agent {name} ({current['id']}): unchanged (v{version})[/]")

@@ -7,7 +7,7 @@ from datetime import datetime
 from .. import wire
 from ._clock import now, rfc3339
 from ._core import RuntimeCore
-from ._cursors import check_limit, decode, encode, integer, keyset
+from ._cursors import check_limit, cut_page, decode, encode, integer, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
 from ._multiagent import repin, resolve_multiagent
@@ -50,6 +50,7 @@ class AgentsMixin(RuntimeCore):
             AgentRow(workspace, agent.id, 1, rfc3339(ts), None, agent.model_dump_json(by_alias=True)),
             webhooks=[outbox_event("agent.created", agent.id, workspace, at=rfc3339(ts))],
         )
+        self.writer.on_outbox()  # the deliverer sends it now, not at its next poll
         return agent
 
     async def get_agent(self, workspace: str, agent_id: str, version: int | None = None) -> wire.Agent:
@@ -102,6 +103,7 @@ class AgentsMixin(RuntimeCore):
             ),
             webhooks=[outbox_event("agent.updated", agent_id, workspace)],
         )
+        self.writer.on_outbox()
         return updated
 
     async def list_agents(
@@ -126,9 +128,7 @@ class AgentsMixin(RuntimeCore):
                 created_lte=created_at_lte,
             ),
         )
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=False) if more else None
+        rows, next_page = cut_page(rows, size, descending=False)
         return wire.CursorPage[wire.Agent](data=[_agent(r) for r in rows], next_page=next_page)
 
     async def list_agent_versions(
@@ -151,4 +151,5 @@ class AgentsMixin(RuntimeCore):
         await self.store.archive_agent(
             workspace, agent_id, at, webhooks=[outbox_event("agent.archived", agent_id, workspace, at=at)]
         )
+        self.writer.on_outbox()
         return await self.get_agent(workspace, agent_id)

@@ -9,7 +9,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ._errors import InvalidRequest
 
@@ -72,3 +72,25 @@ def check_limit(limit: int | None, *, default: int, maximum: int) -> int:
     if not 1 <= limit <= maximum:
         raise InvalidRequest(f"limit must be between 1 and {maximum}", code="invalid_limit")
     return limit
+
+
+class _Keyed(Protocol):
+    """A listed row: pages of most resources are ordered by (created_at, id)."""
+
+    @property
+    def created_at(self) -> str: ...
+
+    @property
+    def id(self) -> str: ...
+
+
+_Row = TypeVar("_Row", bound=_Keyed)
+
+
+def cut_page(rows: list[_Row], size: int, *, descending: bool) -> tuple[list[_Row], str | None]:
+    """`rows`, read as `size + 1` (the extra one only tells that a next page exists), cut to `size`; and the next
+    page's cursor (the last row's created_at and id), or None on the last page."""
+    if len(rows) <= size:
+        return rows, None
+    rows = rows[:size]
+    return rows, encode([rows[-1].created_at, rows[-1].id], descending=descending)

@@ -16,6 +16,7 @@ import logging
 from .. import wire
 from ._clock import rfc3339
 from ._deployments import CLAIM, Deployments, fires_after, new_run
+from ._webhook_events import outbox_event
 from .store import Store
 
 log = logging.getLogger("loophost.runtime.deployments")
@@ -76,9 +77,13 @@ class DeploymentScheduler:
             run = new_run(row, deployment, at, trigger=trigger)
             schedule.last_run_at = at
             body = deployment.model_dump_json(by_alias=True)
+            started = outbox_event(
+                "deployment_run.started", run.id, row.workspace, at=run.created_at, deployment_id=row.id
+            )
             if await self._store.deployments.fire(
-                row.id, expected_next=row.next_run_at, new_next=new_next, body=body, run=run
+                row.id, expected_next=row.next_run_at, new_next=new_next, body=body, run=run, webhooks=(started,)
             ):
+                self._deployments.outbox_written()
                 await self._deployments.execute(run)
                 executed += 1
         for run in await self._store.deployments.claim_runs(

@@ -21,7 +21,7 @@ from croniter import croniter
 from .. import wire
 from ._clock import now as wall_clock
 from ._clock import rfc3339
-from ._cursors import check_limit, decode, encode, keyset
+from ._cursors import check_limit, cut_page, decode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
 from ._webhook_events import outbox_event
@@ -88,6 +88,8 @@ class Deployments:
         """Called when a schedule may have become due sooner (the scheduler re-reads)."""
         self.read_session: Callable[[str, str], Awaitable[wire.Session | None]] | None = None
         """A session of the workspace, or None when it is gone (for `sessions`)."""
+        self.on_outbox: Callable[[], None] | None = None
+        """Called after a write that committed webhook outbox rows (the runtime wakes the deliverer)."""
 
     # reading ------------------------------------------------------------------------------------------------
     def view(self, row: DeploymentRow) -> wire.Deployment:
@@ -133,9 +135,7 @@ class Deployments:
             created_lte=created_lte,
         )
         rows = await self._store.deployments.list_deployments(workspace, query)
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=False) if more else None
+        rows, next_page = cut_page(rows, size, descending=False)
         return wire.CursorPage[wire.Deployment](data=[self.view(r) for r in rows], next_page=next_page)
 
     # writing ------------------------------------------------------------------------------------------------
@@ -285,8 +285,15 @@ class Deployments:
         return await self._save(row, current.model_copy(update={"archived_at": self.clock()}), "deployment.archived")
 
     def _changed(self) -> None:
+        """A deployment was written (with its webhook event): the scheduler re-reads, the deliverer wakes."""
         if self.on_change is not None:
             self.on_change()
+        self.outbox_written()
+
+    def outbox_written(self) -> None:
+        """A write committed webhook outbox rows: the deliverer sends them now, not at its next poll."""
+        if self.on_outbox is not None:
+            self.on_outbox()
 
     # runs ---------------------------------------------------------------------------------------------------
     async def run_now(self, workspace: str, deployment_id: str) -> wire.DeploymentRun:
@@ -318,11 +325,13 @@ class Deployments:
         record.error = error
         scheduled = run.trigger_type == "schedule"
         hooks: tuple[OutboxEvent, ...] = ()
-        if scheduled:
-            name = "deployment_run.failed" if error else "deployment_run.started"
+        if scheduled:  # `deployment_run.started` was written with the run (`DeploymentScheduler.run_once`)
+            name = "deployment_run.failed" if error else "deployment_run.succeeded"
             hooks = (outbox_event(name, record.id, run.workspace, deployment_id=run.deployment_id),)
         done = replace(run, state="done", has_error=int(error is not None), body=record.model_dump_json(by_alias=True))
         await self._store.deployments.finish_run(done, webhooks=hooks)
+        if hooks:
+            self.outbox_written()
         if scheduled and error is not None and row is not None:
             await self._pause_for(row, error)
         return record
@@ -391,9 +400,7 @@ class Deployments:
             created_lte=bounds.get("lte"),
         )
         rows = await self._store.deployments.list_runs(workspace, query)
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=True) if more else None
+        rows, next_page = cut_page(rows, size, descending=True)
         return wire.CursorPage[wire.DeploymentRun](
             data=[wire.DeploymentRun.model_validate_json(r.body) for r in rows], next_page=next_page
         )

@@ -7,7 +7,7 @@ from datetime import datetime
 from .. import wire
 from ._clock import now, rfc3339
 from ._core import RuntimeCore
-from ._cursors import check_limit, decode, encode, keyset
+from ._cursors import check_limit, cut_page, decode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
 from ._webhook_events import outbox_event
@@ -53,6 +53,7 @@ class EnvironmentsMixin(RuntimeCore):
         await self.store.insert_environment(
             _row(workspace, env), webhooks=[outbox_event("environment.created", env.id, workspace)]
         )
+        self.writer.on_outbox()  # the deliverer sends it now, not at its next poll
         return env
 
     async def get_environment(self, workspace: str, env_id: str) -> wire.Environment:
@@ -80,6 +81,7 @@ class EnvironmentsMixin(RuntimeCore):
         await self.store.update_environment(
             _row(workspace, updated), webhooks=[outbox_event("environment.updated", env_id, workspace)]
         )
+        self.writer.on_outbox()
         return updated
 
     async def list_environments(
@@ -100,9 +102,7 @@ class EnvironmentsMixin(RuntimeCore):
                 include_archived=include_archived,
             ),
         )
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=False) if more else None
+        rows, next_page = cut_page(rows, size, descending=False)
         return wire.CursorPage[wire.Environment](
             data=[wire.Environment.model_validate_json(r.body) for r in rows], next_page=next_page
         )
@@ -118,10 +118,12 @@ class EnvironmentsMixin(RuntimeCore):
         await self.store.update_environment(
             _row(workspace, archived), webhooks=[outbox_event("environment.archived", env_id, workspace, at=ts)]
         )
+        self.writer.on_outbox()
         return archived
 
     async def delete_environment(self, workspace: str, env_id: str) -> wire.Deleted:
         deleted = [outbox_event("environment.deleted", env_id, workspace)]
         if not await self.store.delete_environment(workspace, env_id, webhooks=deleted):
             raise NotFound(f"environment {env_id!r} not found", resource="environment")
+        self.writer.on_outbox()
         return wire.Deleted(id=env_id, type="environment_deleted")

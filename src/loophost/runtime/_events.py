@@ -72,6 +72,7 @@ class EventsMixin(SessionsMixin):
             events = await resolve_rubrics(self.store, workspace, events)
         async with self.writer.lock(session_id):
             loaded = await self.load_session(workspace, session_id)
+            status_before = loaded.status
             if loaded.row.archived_at is not None:
                 raise Conflict(f"session {session_id!r} is archived; it accepts no events", code="archived")
             if loaded.status == "terminated":
@@ -147,6 +148,7 @@ class EventsMixin(SessionsMixin):
                 cached = await self.store.get_idempotency(session_id, idempotency_key)
                 assert cached is not None
                 return [wire.parse_event(e) for e in json.loads(cached)]
+        await self.writer.status_changed(status_before, loaded)  # (a thread an answer resumes: its coordinator hears)
         if internal.threads:  # a coordinator: answers of cross-posted calls and interrupts go to the threads
             await forward_to_threads(self, workspace, loaded.id, internal, events, echoes)
         return echoes

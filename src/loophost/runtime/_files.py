@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from .. import wire
 from ._clock import now, rfc3339
 from ._core import RuntimeCore
-from ._cursors import check_limit, decode, encode, keyset
+from ._cursors import check_limit, cut_page, decode, keyset
 from ._errors import InvalidRequest, NotFound, PayloadTooLarge
 from ._ids import new_id
 from .store._records import FileQuery, FileRow
@@ -197,9 +197,7 @@ class FilesMixin(RuntimeCore):
         size = check_limit(limit, default=self.config.default_page_size, maximum=self.config.max_page_size)
         before = keyset(decode(page, descending=True))
         rows = await self.store.list_files(workspace, FileQuery(limit=size + 1, before=before, scope_id=scope_id))
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=True) if more else None
+        rows, next_page = cut_page(rows, size, descending=True)
         return wire.CursorPage[wire.FileMetadata](data=[_metadata(r) for r in rows], next_page=next_page)
 
     async def delete_file(self, workspace: str, file_id: str) -> wire.Deleted:

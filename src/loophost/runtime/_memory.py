@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from .. import wire
 from ._clock import now, rfc3339
 from ._core import RuntimeConfig
-from ._cursors import check_limit, decode, encode, keyset
+from ._cursors import check_limit, cut_page, decode, encode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
+from ._webhook_events import outbox_event
 from .store import Store
 from .store._memory import MemoryRow, MemoryStoreRow, MemoryVersionRow, PathTaken, VersionQuery
 from .store._memory_sql import prefix_upper
@@ -122,6 +124,8 @@ class MemoryStores:
     def __init__(self, store: Store, config: RuntimeConfig) -> None:
         self._store = store
         self._config = config
+        self.on_outbox: Callable[[], None] = lambda: None
+        """Called after a write that committed webhook outbox rows (the runtime wakes the deliverer)."""
 
     # stores --------------------------------------------------------------------------------------------------
     async def create_store(self, workspace: str, params: wire.MemoryStoreCreateParams) -> wire.MemoryStore:
@@ -134,7 +138,9 @@ class MemoryStores:
             created_at=ts,
             updated_at=ts,
         )
-        await self._store.memory.put_memory_store(_store_row(workspace, created))
+        hook = outbox_event("memory_store.created", created.id, workspace, at=rfc3339(ts))
+        await self._store.memory.put_memory_store(_store_row(workspace, created), webhooks=(hook,))
+        self.on_outbox()
         return created
 
     async def get_store(self, workspace: str, store_id: str) -> wire.MemoryStore:
@@ -190,9 +196,7 @@ class MemoryStores:
             created_gte=created_at_gte,
             created_lte=created_at_lte,
         )
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=False) if more else None
+        rows, next_page = cut_page(rows, size, descending=False)
         return wire.CursorPage[wire.MemoryStore](
             data=[wire.MemoryStore.model_validate_json(r.body) for r in rows], next_page=next_page
         )
@@ -204,13 +208,17 @@ class MemoryStores:
             return current
         ts = now()
         archived = current.model_copy(update={"archived_at": ts, "updated_at": ts})
-        await self._store.memory.put_memory_store(_store_row(workspace, archived))
+        hook = outbox_event("memory_store.archived", store_id, workspace, at=rfc3339(ts))
+        await self._store.memory.put_memory_store(_store_row(workspace, archived), webhooks=(hook,))
+        self.on_outbox()
         return archived
 
     async def delete_store(self, workspace: str, store_id: str) -> wire.Deleted:
         """Deletes its memories and versions too."""
-        if not await self._store.memory.delete_memory_store(workspace, store_id):
+        hook = outbox_event("memory_store.deleted", store_id, workspace)
+        if not await self._store.memory.delete_memory_store(workspace, store_id, webhooks=(hook,)):
             raise NotFound(f"memory store {store_id!r} not found", resource="memory_store")
+        self.on_outbox()
         return wire.Deleted(id=store_id, type="memory_store_deleted")
 
     # memories ------------------------------------------------------------------------------------------------
@@ -480,9 +488,7 @@ class MemoryStores:
                 with_content=full,
             ),
         )
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=True) if more else None
+        rows, next_page = cut_page(rows, size, descending=True)
         return wire.CursorPage[wire.MemoryVersion](data=[_version(r, full) for r in rows], next_page=next_page)
 
     async def get_version(

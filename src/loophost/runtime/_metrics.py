@@ -2,9 +2,10 @@
 
 `loophost serve` turns them on (through `ServerSettings(metrics=True)`, unless `--no-metrics`); an embedded runtime
 (the `Local` provider) pays no more than a flag test per site. The counting sites are the span sites of
-`_telemetry.py` (turn runs, model requests, tool calls) and the session writer's commit (events appended); gauges
-that describe state (stream subscribers, active workers, leases held, sandbox processes, sessions and work items by
-state) are read when `/metrics` is scraped (`server/_metrics.py`), so nothing keeps them up to date in between.
+`_telemetry.py` (turn runs, model requests, tool calls), the session writer's commit (events appended) and the
+webhook deliverer (attempts); gauges that describe state (stream subscribers, active workers, leases held, sandbox
+processes, sessions and work items by state, the webhook backlog) are read when `/metrics` is scraped
+(`server/_metrics.py`), so nothing keeps them up to date in between.
 
 One registry per process (`registry()`, not prometheus-client's global one, so an application embedding loophost
 keeps its own), labelled only by bounded values: model ids, tool kinds, outcomes, states, environment ids.
@@ -17,7 +18,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-__all__ = ("disable", "enable", "enabled", "events_appended", "model_request", "registry", "tool_call", "turn_run")
+__all__ = (
+    "disable",
+    "enable",
+    "enabled",
+    "events_appended",
+    "model_request",
+    "registry",
+    "tool_call",
+    "turn_run",
+    "webhook_attempt",
+)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -66,6 +77,12 @@ def enable() -> CollectorRegistry:
             "loophost_tool_calls", "Tool calls by kind and outcome", ["kind", "outcome"], registry=reg
         )
         _metrics["events"] = Counter("loophost_events_appended", "Events appended to session logs", registry=reg)
+        _metrics["webhooks"] = Counter(
+            "loophost_webhook_delivery_attempts",
+            "Webhook delivery attempts by this process, by outcome (delivered, retrying, gave_up, refused)",
+            ["outcome"],
+            registry=reg,
+        )
         _metrics["gauges"] = {
             "subscribers": Gauge("loophost_stream_subscribers", "Live event-stream subscriptions", registry=reg),
             "workers": Gauge("loophost_session_workers", "Session workers running in this process", registry=reg),
@@ -81,6 +98,9 @@ def enable() -> CollectorRegistry:
                 registry=reg,
             ),
             "sandboxes": Gauge("loophost_sandbox_processes", "Sandboxed tool processes running", registry=reg),
+            "webhooks": Gauge(
+                "loophost_webhook_backlog", "Webhook deliveries pending (due or waiting to retry)", registry=reg
+            ),
         }
     _on = True
     return registry()
@@ -127,6 +147,13 @@ def model_request(model: str, outcome: str, seconds: float, input_tokens: int = 
 
 def tool_call(kind: str, outcome: str) -> None:
     _child("tools", kind, outcome).inc()
+
+
+def webhook_attempt(outcome: str) -> None:
+    """A delivery attempt ended (`_webhook_delivery.py`): `delivered`, `retrying` (a failure that is tried again),
+    `gave_up` (a failure after a day of retries) or `refused` (a private address: the endpoint is disabled)."""
+    if _on:
+        _child("webhooks", outcome).inc()
 
 
 def events_appended(count: int) -> None:

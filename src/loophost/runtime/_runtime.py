@@ -3,9 +3,11 @@ session workers that run turns."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -23,7 +25,7 @@ from ._memory import MemoryStores
 from ._relay import NoticeRelay
 from ._resources import ResourcesMixin
 from ._skills import Skills
-from ._threads import ThreadsMixin, forward_recorded_answers
+from ._threads import ThreadsMixin, forward_recorded_answers, mirror_status
 from ._vault_keys import VaultKeyRing
 from ._vaults import Vaults
 from ._webhook_delivery import WebhookDeliverer
@@ -72,15 +74,19 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
         self.webhooks.on_change = self.webhook_delivery.wake
         self.writer.webhook_audience = self.webhooks.may_hear
         self.writer.on_outbox = self.webhook_delivery.wake
+        self.writer.on_status = partial(mirror_status, self.writer)  # a child thread's status, on its coordinator's
         self.deployments = Deployments(
             store, start_session=self._deployment_session, default_page_size=self.config.default_page_size
         )
         """Deployments and their runs (`_deployments.py`); `deployment_scheduler` fires schedules."""
         self.deployment_scheduler = DeploymentScheduler(store, self.deployments)
         self.deployments.on_change = self.deployment_scheduler.wake
+        self.deployments.on_outbox = self.webhook_delivery.wake
+        self.vaults.on_outbox = self.webhook_delivery.wake
         self.deployments.read_session = self._session_or_none
         self.memory = MemoryStores(store, self.config)
         """Memory stores, memories and their versions (`_memory.py`)."""
+        self.memory.on_outbox = self.webhook_delivery.wake
         self.skills = Skills(store, self.config)
         """Skills and their versions (`_skills.py`)."""
         store.add_commit_listener(self.bus.publish)
@@ -143,11 +149,24 @@ class Runtime(AgentsMixin, EnvironmentsMixin, EventsMixin, ResourcesMixin, Files
             await self.webhooks.open()
             if self.relay is not None:
                 await self.relay.start()
+            await self._sync_memory_after_restart()
             await self.workers.recover()
             self.work.open()
             self.webhook_delivery.start()
             self.deployment_scheduler.start()
         return self
+
+    async def _sync_memory_after_restart(self) -> None:
+        """Memory writes a crash left unsynced (a tool call that wrote to a memory mount but whose result was
+        never committed), for every session that mounted a store here, before any session resumes."""
+        if self.toolset is None:
+            return
+        for session_id in await asyncio.to_thread(self.toolset.memory_sessions):
+            try:
+                loaded = await self.load_session(None, session_id)
+            except NotFound:
+                continue  # deleted meanwhile (its directory goes with the toolset's cleanup)
+            await self.toolset.sync_memory_after_restart(loaded.row.workspace, loaded.session)
 
     async def close(self) -> None:
         """Stop the workers (running sessions stay resumable from their checkpoints), then the store."""

@@ -161,10 +161,14 @@ class SessionsMixin(RuntimeCore):
         return wire.parse_event(data)
 
     async def get_session(self, workspace: str, session_id: str) -> wire.Session:
-        loaded = await self.read_session(workspace, session_id)
+        return await self.with_list_cost(await self.read_session(workspace, session_id))
+
+    async def with_list_cost(self, loaded: LoadedSession) -> wire.Session:
+        """The session with `usage.list_cost` (with its threads'), the same in retrieve, list and thread views;
+        the list cost is tracked only under a budget."""
         session = loaded.session
-        if loaded.internal.budget is not None:  # the list cost is tracked only under a budget
-            spent = await session_spent(self.writer, loaded)  # (with its threads')
+        if loaded.internal.budget is not None:
+            spent = await session_spent(self.writer, loaded)
             usage = session.usage.model_copy(update={"list_cost": list_cost(spent)})
             session = session.model_copy(update={"usage": usage})
         return session
@@ -223,8 +227,14 @@ class SessionsMixin(RuntimeCore):
             if rows and has_prev
             else None
         )
+        data = []
+        for r in rows:
+            session = overlay(wire.Session.model_validate_json(r.body), r)
+            # a list item carries what a retrieve does: the list cost
+            internal = SessionInternal.model_validate_json(r.internal)
+            data.append(await self.with_list_cost(LoadedSession(r, session, internal)))
         return wire.BidirectionalPage[wire.Session](
-            data=[overlay(wire.Session.model_validate_json(r.body), r) for r in rows],
+            data=data,
             next_page=next_page,
             prev_page=prev_page,
         )

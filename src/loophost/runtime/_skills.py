@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from .. import wire
 from ._clock import now, rfc3339
 from ._core import RuntimeConfig
-from ._cursors import check_limit, decode, encode, keyset
+from ._cursors import check_limit, cut_page, decode, keyset
 from ._errors import InvalidRequest, NotFound
 from ._ids import new_id
 from .store import Store
@@ -155,9 +155,7 @@ class Skills:
         rows = await self._store.skills.list_skills(
             workspace, after=keyset(decode(page, descending=False)), limit=size + 1, source=source
         )
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=False) if more else None
+        rows, next_page = cut_page(rows, size, descending=False)
         return wire.CursorPage[wire.SkillInfo](data=[_skill(r) for r in rows], next_page=next_page)
 
     async def delete_skill(self, workspace: str, skill_id: str) -> wire.Deleted:
@@ -211,9 +209,7 @@ class Skills:
         rows = await self._store.skills.list_skill_versions(
             workspace, skill_id, before=keyset(decode(page, descending=True)), limit=size + 1
         )
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=True) if more else None
+        rows, next_page = cut_page(rows, size, descending=True)
         return wire.CursorPage[wire.SkillVersion](data=[_version(r) for r in rows], next_page=next_page)
 
     async def delete_version(self, workspace: str, skill_id: str, version: str) -> wire.Deleted:

@@ -6,6 +6,8 @@
       execute_tool {tool}     one per tool call of every kind; a call answered by a client or a worker is a span
                               from the `agent.*tool_use` event's time to the answer event's (both times are in
                               the event ids), recorded by the run that reads the answer
+      invoke_agent {agent}    one per `send_to_agent` of a coordinator (a delegation): the parent of the thread's
+                              turns (`delegation_span`, `engine/_threads.py`)
 
 Only `opentelemetry-api` is used, and nothing is paid while no SDK tracer provider is configured: each span site
 asks `current_tracer()` (a provider lookup) and gets a no-op. The same sites count the metrics of `_metrics.py`
@@ -28,13 +30,14 @@ import re
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from . import _metrics
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
     from opentelemetry.context import Context
     from opentelemetry.trace import Span, SpanContext, Tracer
 
@@ -42,6 +45,7 @@ __all__ = (
     "ToolKind",
     "capture_content",
     "chat_span",
+    "delegation_span",
     "hand_off",
     "parse_traceparent",
     "tool_span",
@@ -65,6 +69,7 @@ _HANDOFFS_KEPT = 10_000
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 _trace: Any = None
+_context: Any = None
 _tracer_cache: tuple[Any, Any] = (None, None)
 _handoffs: OrderedDict[str, Context] = OrderedDict()
 
@@ -87,11 +92,11 @@ NO_SPAN = NoSpan()
 
 def current_tracer() -> Tracer | None:
     """The runtime's tracer, or None while no SDK tracer provider is set (an SDK set later is used from then on)."""
-    global _trace, _tracer_cache
+    global _trace, _context, _tracer_cache
     if _trace is None:
-        from opentelemetry import trace
+        from opentelemetry import context, trace
 
-        _trace = trace
+        _trace, _context = trace, context
     provider = _trace.get_tracer_provider()
     if isinstance(provider, _trace.ProxyTracerProvider):
         return None
@@ -140,192 +145,246 @@ def parse_traceparent(value: str | None) -> SpanContext | None:
 
 
 # spans --------------------------------------------------------------------------------------------------------
-@contextmanager
-def _span(
-    tracer: Tracer,
-    name: str,
-    attributes: dict[str, Any],
-    *,
-    kind: Any = None,
-    context: Context | None = None,
-    links: Sequence[Any] = (),
-    start_time: int | None = None,
-) -> Iterator[Span]:
-    """A current span that records a failure as `error.type` (a cancellation is `cancelled`, not an error)."""
-    trace = _trace
-    span = tracer.start_span(
-        name,
-        context=context,
-        kind=kind if kind is not None else trace.SpanKind.INTERNAL,
-        attributes=attributes,
-        links=links,
-        start_time=start_time,
-    )
-    try:
-        with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
-            yield span
-    except BaseException as exc:
-        if isinstance(exc, asyncio.CancelledError):
-            span.set_attribute("loophost.cancelled", True)
-        elif isinstance(exc, Exception):
-            span.set_attribute("error.type", type(exc).__qualname__)
-            span.record_exception(exc)
-            span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)[:200]))
-        raise
-    finally:
-        span.end()
+# A span costs the SDK tens of microseconds however it is made; what loophost adds is kept small: `chat` and
+# `execute_tool` spans are made after the fact, in one `start_span(start_time=...)` + `end()` with every attribute
+# at once (no span kept open across the awaits, no context attached, no `set_attribute` each), and nothing is built
+# when the turn's span is not sampled. Only `invoke_agent` spans are current while they last (their children, and a
+# delegation's thread, need them as parent).
+def _unsampled() -> bool:
+    """The current span (the turn's) is valid but not recording: its children are dropped, so none is made."""
+    span = _trace.get_current_span()
+    return bool(span.get_span_context().is_valid and not span.is_recording())
 
 
-@contextmanager
-def _measured(record: Any) -> Iterator[list[str]]:
-    """Times a block for a metric: `record(outcome, seconds)`, the outcome `ok` unless the block set another,
-    `error` when it raised, `cancelled` when it was cancelled."""
-    outcome = ["ok"]
-    started = time.perf_counter()
-    try:
-        yield outcome
-    except BaseException as exc:
-        outcome[0] = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
-        raise
-    finally:
-        record(outcome[0], time.perf_counter() - started)
+def _failed(span: Span, exc: BaseException | None) -> None:
+    """A failure's exception event and error status (`error.type` is set with the attributes; a cancellation is
+    `loophost.cancelled`, not an error)."""
+    if isinstance(exc, Exception):
+        span.record_exception(exc)
+        span.set_status(_trace.Status(_trace.StatusCode.ERROR, str(exc)[:200]))
 
 
-@contextmanager
-def turn_span(
-    session_id: str, agent: Any, *, trace: str | None = None, thread_id: str | None = None
-) -> Iterator[Span | NoSpan]:
+def _outcome_attributes(attributes: dict[str, Any], exc: BaseException | None) -> str:
+    """The metric outcome of a block that ended with `exc`, noted in the span's attributes."""
+    if exc is None:
+        return "ok"
+    if isinstance(exc, asyncio.CancelledError):
+        attributes["loophost.cancelled"] = True
+        return "cancelled"
+    attributes["error.type"] = type(exc).__qualname__
+    return "error"
+
+
+class _Current:
+    """A span current while its block runs (`invoke_agent`: the turn's, or a delegation's)."""
+
+    __slots__ = ("_started", "_token", "span")
+    span: Span | NoSpan
+    _token: Token[Context] | None
+
+    def _open(self, tracer: Tracer, name: str, attributes: dict[str, Any], **kw: Any) -> None:
+        """(Only after `current_tracer()` returned a tracer: the OpenTelemetry modules are loaded.)"""
+        span = tracer.start_span(name, attributes=attributes, **kw)
+        self.span = span
+        self._token = _context.attach(_trace.set_span_in_context(span))
+
+    def _close(self, exc: BaseException | None) -> str:
+        outcome = "ok"
+        if self._token is not None:
+            _context.detach(self._token)
+            span = cast("Span", self.span)
+            marks: dict[str, Any] = {}
+            outcome = _outcome_attributes(marks, exc)
+            if marks:
+                span.set_attributes(marks)
+                _failed(span, exc)
+            span.end()
+        elif exc is not None:
+            outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+        return outcome
+
+
+class _TurnRun(_Current):
+    __slots__ = ("_agent", "_session_id", "_stored")
+
+    def __init__(self, session_id: str, agent: Any, stored: str | None) -> None:
+        self._session_id, self._agent, self._stored = session_id, agent, stored
+        self.span: Span | NoSpan = NO_SPAN
+        self._token = None
+        self._started = 0.0
+
+    def __enter__(self) -> Span | NoSpan:
+        session_id, agent = self._session_id, self._agent
+        parent = _handoffs.pop(session_id, None) if _handoffs else None
+        if _metrics.enabled():
+            self._started = time.perf_counter()
+        tracer = current_tracer()
+        if tracer is None:
+            return NO_SPAN
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": agent.name,
+            "gen_ai.agent.id": agent.id,
+            "gen_ai.agent.version": str(agent.version),
+            "gen_ai.conversation.id": session_id,
+            "gen_ai.request.model": agent.model.id,
+            "loophost.session.id": session_id,
+        }
+        if session_id.startswith("sthr_"):  # a coordinator's thread (`engine/_threads.py`): its own session
+            attributes["loophost.thread.id"] = session_id
+        stored = parse_traceparent(self._stored)
+        links = [_trace.Link(stored, {"loophost.link": "turn_request"})] if stored is not None else None
+        self._open(
+            tracer,
+            f"invoke_agent {agent.name}",
+            attributes,
+            context=parent if parent is not None else _root(),  # no handed-off context: a new trace, say so
+            links=links,
+        )
+        return self.span
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        outcome = self._close(exc)
+        if self._started:
+            _metrics.turn_run(self._agent.model.id, outcome, time.perf_counter() - self._started)
+
+
+def _root() -> Context:
+    from opentelemetry.context import Context as _Context
+
+    return _Context()
+
+
+def turn_span(session_id: str, agent: Any, *, trace: str | None = None) -> _TurnRun:
     """`invoke_agent {agent name}` around one run of a turn. Its parent is the context the request that made the
     session run handed off in this process; `trace` (the stored `traceparent` of that request) is linked, so a
     run after a crash or on another node starts a new trace that points to the old one."""
-    parent = _handoffs.pop(session_id, None) if _handoffs else None
-    tracer = current_tracer()
-    if not _metrics.enabled():
-        with _turn(tracer, session_id, agent, parent, trace, thread_id) as span:
-            yield span
-        return
-    model = agent.model.id
-    with (
-        _measured(lambda outcome, seconds: _metrics.turn_run(model, outcome, seconds)),
-        _turn(tracer, session_id, agent, parent, trace, thread_id) as span,
-    ):
-        yield span
+    return _TurnRun(session_id, agent, trace)
 
 
-@contextmanager
-def _turn(
-    tracer: Tracer | None, session_id: str, agent: Any, parent: Context | None, trace: str | None, thread_id: str | None
-) -> Iterator[Span | NoSpan]:
-    if tracer is None:
-        yield NO_SPAN
-        return
-    attributes: dict[str, Any] = {
-        "gen_ai.operation.name": "invoke_agent",
-        "gen_ai.agent.name": agent.name,
-        "gen_ai.agent.id": agent.id,
-        "gen_ai.agent.version": str(agent.version),
-        "gen_ai.conversation.id": session_id,
-        "gen_ai.request.model": agent.model.id,
-        "loophost.session.id": session_id,
-    }
-    if thread_id is not None:
-        attributes["loophost.thread.id"] = thread_id
-    links = []
-    stored = parse_traceparent(trace)
-    if stored is not None:
-        links.append(_trace.Link(stored, {"loophost.link": "turn_request"}))
-    if parent is None:
-        from opentelemetry.context import Context as _Context
+class DelegationSpan(_Current):
+    """`invoke_agent {agent}` of a coordinator's `send_to_agent`: the child of its turn's span, current while the
+    message is handed to the thread, so the thread's turns (`hand_off` in `engine/_threads.py`) are its children."""
 
-        parent = _Context()  # a new trace (the worker's context holds nothing, but say so)
-    with _span(tracer, f"invoke_agent {agent.name}", attributes, context=parent, links=links) as span:
-        yield span
+    __slots__ = ("_attributes", "_error", "_name")
+
+    def __init__(self, agent_name: str, agent_id: str, thread_id: str, call_id: str) -> None:
+        self.span: Span | NoSpan = NO_SPAN
+        self._token = None
+        self._error = False
+        self._name = f"invoke_agent {agent_name}"
+        self._attributes = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": agent_name,
+            "gen_ai.agent.id": agent_id,
+            "gen_ai.conversation.id": thread_id,
+            "loophost.thread.id": thread_id,
+            "gen_ai.tool.name": "send_to_agent",
+            "gen_ai.tool.call.id": call_id,
+            "loophost.tool.kind": "delegation",
+        }
+
+    def refused(self) -> None:
+        """The call came back as an error for the model (no such agent, busy thread, too many threads)."""
+        self._error = True
+        if self._token is not None:
+            self.span.set_attribute("error.type", "tool_error")
+
+    def __enter__(self) -> DelegationSpan:
+        tracer = current_tracer()
+        if tracer is not None and not _unsampled():
+            self._open(tracer, self._name, self._attributes)
+        return self
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        outcome = self._close(exc)
+        if _metrics.enabled():
+            _metrics.tool_call("delegation", "error" if self._error or outcome == "error" else outcome)
+
+
+def delegation_span(agent_name: str, agent_id: str, thread_id: str, call_id: str) -> DelegationSpan:
+    return DelegationSpan(agent_name, agent_id, thread_id, call_id)
 
 
 class ChatSpan:
-    """The span of one model request (and its metrics), told the response when it arrives."""
+    """One model request: told its response, it makes its `chat {model}` span when it ends (and counts it)."""
 
-    def __init__(self, span: Span | NoSpan) -> None:
-        self.span = span
+    __slots__ = ("_attempt", "_input", "_model", "_response", "_started", "_tracer", "tokens")
+
+    def __init__(self, model: Any, messages: Sequence[Any], attempt: int, tracer: Tracer | None) -> None:
+        self._model, self._attempt, self._tracer = model, attempt, tracer
+        self._response: Any = None
+        self._input: str | None = None
+        self._started = 0
         self.tokens = (0, 0)
+        if tracer is not None and capture_content():  # now: the history grows once the response is in
+            self._input = json.dumps([_message(m) for m in messages])
+
+    def __enter__(self) -> ChatSpan:
+        self._started = time.time_ns()
+        return self
 
     def response(self, response: Any) -> None:
-        span = self.span
+        self._response = response
         usage = response.usage
         self.tokens = (int(usage.input_tokens or 0), int(usage.output_tokens or 0))
-        if not span.is_recording():
-            return
-        span.set_attribute("gen_ai.usage.input_tokens", self.tokens[0])
-        span.set_attribute("gen_ai.usage.output_tokens", self.tokens[1])
-        if usage.cache_read_tokens:
-            span.set_attribute("gen_ai.usage.cache_read.input_tokens", int(usage.cache_read_tokens))
-        if usage.cache_write_tokens:
-            span.set_attribute("gen_ai.usage.cache_creation.input_tokens", int(usage.cache_write_tokens))
-        if response.finish_reason:
-            span.set_attribute("gen_ai.response.finish_reasons", [str(response.finish_reason)])
-        if response.model_name:
-            span.set_attribute("gen_ai.response.model", response.model_name)
-        if response.provider_response_id:
-            span.set_attribute("gen_ai.response.id", response.provider_response_id)
-        if capture_content():
-            span.set_attribute("gen_ai.output.messages", json.dumps([_message(response)]))
 
-
-_NO_CHAT = ChatSpan(NO_SPAN)
-
-
-@contextmanager
-def chat_span(model: Any, messages: Sequence[Any], *, attempt: int = 0) -> Iterator[ChatSpan]:
-    """`chat {model}` around one model request; `attempt` > 0 (a retry after transient failures) is an event."""
-    tracer = current_tracer()
-    counting = _metrics.enabled()
-    if tracer is None and not counting:
-        yield _NO_CHAT
-        return
-    chat = ChatSpan(NO_SPAN)
-    name = model.model_name
-
-    def record(outcome: str, seconds: float) -> None:
-        if counting:
-            _metrics.model_request(name, outcome, seconds, *chat.tokens)
-
-    with _measured(record):
-        if tracer is None:
-            yield chat
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        ended = time.time_ns()
+        name = self._model.model_name
+        tracer = self._tracer
+        if tracer is None or _unsampled():
+            if _metrics.enabled():
+                outcome = "ok" if exc is None else "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+                _metrics.model_request(name, outcome, (ended - self._started) / 1e9, *self.tokens)
             return
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": name,
-            "gen_ai.provider.name": model.system,
+            "gen_ai.provider.name": self._model.system,
             "gen_ai.request.stream": True,
         }
-        if capture_content():
-            attributes["gen_ai.input.messages"] = json.dumps([_message(m) for m in messages])
-        with _span(tracer, f"chat {name}", attributes, kind=_trace.SpanKind.CLIENT) as span:
-            if attempt:
-                span.add_event("gen_ai.request.retry", {"loophost.retry.attempt": attempt})
-            chat.span = span
-            yield chat
+        if self._input is not None:
+            attributes["gen_ai.input.messages"] = self._input
+        response = self._response
+        if response is not None:
+            _response_attributes(attributes, response, self.tokens, self._input is not None)
+        outcome = _outcome_attributes(attributes, exc)
+        span = tracer.start_span(
+            f"chat {name}", kind=_trace.SpanKind.CLIENT, attributes=attributes, start_time=self._started
+        )
+        if self._attempt:
+            span.add_event("gen_ai.request.retry", {"loophost.retry.attempt": self._attempt}, self._started)
+        if outcome == "error":
+            _failed(span, exc)
+        span.end(end_time=ended)
+        if _metrics.enabled():
+            _metrics.model_request(name, outcome, (ended - self._started) / 1e9, *self.tokens)
 
 
-class ToolSpan:
-    """The span of one tool call (and its metric), told its result."""
+def _response_attributes(attributes: dict[str, Any], response: Any, tokens: tuple[int, int], capture: bool) -> None:
+    usage = response.usage
+    attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"] = tokens
+    if usage.cache_read_tokens:
+        attributes["gen_ai.usage.cache_read.input_tokens"] = int(usage.cache_read_tokens)
+    if usage.cache_write_tokens:
+        attributes["gen_ai.usage.cache_creation.input_tokens"] = int(usage.cache_write_tokens)
+    if response.finish_reason:
+        attributes["gen_ai.response.finish_reasons"] = [str(response.finish_reason)]
+    if response.model_name:
+        attributes["gen_ai.response.model"] = response.model_name
+    if response.provider_response_id:
+        attributes["gen_ai.response.id"] = response.provider_response_id
+    if capture:
+        attributes["gen_ai.output.messages"] = json.dumps([_message(response)])
 
-    def __init__(self, span: Span | NoSpan) -> None:
-        self.span = span
-        self.is_error = False
 
-    def result(self, text: str, *, is_error: bool) -> None:
-        self.is_error = is_error
-        if not self.span.is_recording():
-            return
-        if is_error:
-            self.span.set_attribute("error.type", "tool_error")
-        if capture_content():
-            self.span.set_attribute("gen_ai.tool.call.result", text)
+def chat_span(model: Any, messages: Sequence[Any], *, attempt: int = 0) -> ChatSpan:
+    """`chat {model}` around one model request; `attempt` > 0 (a retry after transient failures) is an event."""
+    return ChatSpan(model, messages, attempt, current_tracer())
 
 
-def _tool_attributes(name: str, call_id: str, kind: ToolKind, arguments: Any) -> dict[str, Any]:
+def _tool_attributes(name: str, call_id: str, kind: ToolKind, arguments: Any, capture: bool) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": name,
@@ -333,29 +392,60 @@ def _tool_attributes(name: str, call_id: str, kind: ToolKind, arguments: Any) ->
         "gen_ai.tool.type": _TOOL_TYPE[kind],
         "loophost.tool.kind": kind,
     }
-    if capture_content() and arguments is not None:
+    if arguments is not None and capture:
         attributes["gen_ai.tool.call.arguments"] = json.dumps(arguments, default=str)
     return attributes
 
 
-@contextmanager
-def tool_span(name: str, call_id: str, kind: ToolKind, arguments: Any = None) -> Iterator[ToolSpan]:
-    """`execute_tool {tool}` around a call the runtime runs itself (built-in, MCP, a delegation)."""
+def _tool(
+    name: str, call_id: str, kind: ToolKind, arguments: Any, is_error: bool, result: str | None, start: int | None
+) -> Span | None:
+    """An `execute_tool` span begun at `start` with all its attributes (None while tracing is off or unsampled)."""
     tracer = current_tracer()
-    tool = ToolSpan(NO_SPAN)
-    try:
-        if tracer is None:
-            yield tool
-        else:
-            with _span(tracer, f"execute_tool {name}", _tool_attributes(name, call_id, kind, arguments)) as span:
-                tool.span = span
-                yield tool
-    except Exception:
-        tool.is_error = True
-        raise
-    finally:
+    if tracer is None or _unsampled():
+        return None
+    capture = capture_content()
+    attributes = _tool_attributes(name, call_id, kind, arguments, capture)
+    if is_error:
+        attributes["error.type"] = "tool_error"
+    if result is not None and capture:
+        attributes["gen_ai.tool.call.result"] = result
+    return tracer.start_span(f"execute_tool {name}", attributes=attributes, start_time=start)
+
+
+class ToolSpan:
+    """One call the runtime runs itself: told its result, it makes its `execute_tool {tool}` span when it ends."""
+
+    __slots__ = ("_args", "_call_id", "_kind", "_name", "_result", "_started", "is_error")
+
+    def __init__(self, name: str, call_id: str, kind: ToolKind, arguments: Any) -> None:
+        self._name, self._call_id, self._kind, self._args = name, call_id, kind, arguments
+        self._result: str | None = None
+        self._started = 0
+        self.is_error = False
+
+    def __enter__(self) -> ToolSpan:
+        self._started = time.time_ns()
+        return self
+
+    def result(self, text: str, *, is_error: bool) -> None:
+        self.is_error = is_error
+        self._result = text
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        failed = self.is_error or isinstance(exc, Exception)
         if _metrics.enabled():
-            _metrics.tool_call(kind, "error" if tool.is_error else "ok")
+            _metrics.tool_call(self._kind, "error" if failed else "ok")
+        span = _tool(self._name, self._call_id, self._kind, self._args, failed, self._result, self._started)
+        if span is not None:
+            if isinstance(exc, Exception):
+                _failed(span, exc)
+            span.end()
+
+
+def tool_span(name: str, call_id: str, kind: ToolKind, arguments: Any = None) -> ToolSpan:
+    """`execute_tool {tool}` around a call the runtime runs itself (built-in, MCP, a delegation answered at once)."""
+    return ToolSpan(name, call_id, kind, arguments)
 
 
 def waited_tool_span(
@@ -373,17 +463,9 @@ def waited_tool_span(
     from the announcing event's time to the answer's, both read from the event ids (`_ids.py`)."""
     if _metrics.enabled():
         _metrics.tool_call(kind, "error" if is_error else "ok")
-    tracer = current_tracer()
-    if tracer is None:
-        return
-    start = _id_time_ns(announced)
-    end = _id_time_ns(answered) if answered is not None else None
-    span = tracer.start_span(
-        f"execute_tool {name}", attributes=_tool_attributes(name, call_id, kind, arguments), start_time=start
-    )
-    tool = ToolSpan(span)
-    tool.result(result or "", is_error=is_error)
-    span.end(end_time=end)
+    span = _tool(name, call_id, kind, arguments, is_error, result or "", _id_time_ns(announced))
+    if span is not None:
+        span.end(end_time=_id_time_ns(answered) if answered is not None else None)
 
 
 def _id_time_ns(event_id: str) -> int | None:

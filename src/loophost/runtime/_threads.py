@@ -13,12 +13,19 @@ from datetime import datetime
 from typing import Any
 
 from .. import wire
+from ._budgets import budget_paused, list_cost
 from ._errors import Conflict, InvalidRequest, NotFound
+from ._ids import new_id
 from ._sessions import SessionsMixin
 from ._state import ChildThread, SessionInternal
-from ._writer import Change, LoadedSession, overlay
+from ._writer import Change, LoadedSession, SessionWriter, current_fence, overlay
 
 log = logging.getLogger("loophost.runtime")
+
+
+ADVISOR_AGENT_ID = "advisor"
+"""The advisor's id and name on a roster (`engine/_threads.py`); its thread shows `{type:"advisor", model}`. Real
+agent ids start with `agent_`, so it names no stored agent."""
 
 
 def thread_workspace(workspace: str) -> str:
@@ -37,7 +44,7 @@ class ThreadsMixin(SessionsMixin):
     ) -> list[wire.SessionThread]:
         """The primary thread, then the children in creation order; `statuses` filters."""
         loaded = await self.read_session(workspace, session_id)
-        threads = [_primary(loaded.session)]
+        threads = [_primary(loaded.session, loaded.internal)]
         for child in loaded.internal.threads or []:
             thread = await self._child(workspace, loaded.session, child)
             if thread is not None:
@@ -47,7 +54,7 @@ class ThreadsMixin(SessionsMixin):
     async def get_thread(self, workspace: str, session_id: str, thread_id: str) -> wire.SessionThread:
         loaded = await self.read_session(workspace, session_id)
         if thread_id == primary_thread_id(session_id):
-            return _primary(loaded.session)
+            return _primary(loaded.session, loaded.internal)
         child = _known(loaded, thread_id)
         thread = await self._child(workspace, loaded.session, child)
         if thread is None:
@@ -99,15 +106,23 @@ class ThreadsMixin(SessionsMixin):
         return wire.SessionThread(
             id=child.id,
             session_id=session.id,
-            agent=wire.SessionThreadAgent.from_agent(document.agent),
+            agent=_thread_agent(child, document.agent),
             parent_thread_id=primary_thread_id(session.id),
             status=document.status,
             created_at=document.created_at,
             updated_at=document.updated_at,
             archived_at=datetime.fromisoformat(row.archived_at) if row.archived_at else None,
             stats=wire.SessionThreadStats.model_validate(document.stats.model_dump()),
-            usage=document.usage,
+            usage=_own_cost(document.usage, SessionInternal.model_validate_json(row.internal)),
         )
+
+
+def _thread_agent(child: ChildThread, agent: wire.SessionAgent) -> wire.SessionThreadAgent | wire.AdvisorThreadAgent:
+    """The thread's `agent` snapshot: the roster agent it runs, or the advisor as the SDK shows it (its fixed
+    instructions are loophost's, not part of the wire shape)."""
+    if child.agent_id == ADVISOR_AGENT_ID:
+        return wire.AdvisorThreadAgent(model=agent.model.id)
+    return wire.SessionThreadAgent.from_agent(agent)
 
 
 def _known(loaded: LoadedSession, thread_id: str) -> ChildThread:
@@ -117,8 +132,16 @@ def _known(loaded: LoadedSession, thread_id: str) -> ChildThread:
     raise NotFound(f"thread {thread_id!r} not found in session {loaded.id!r}", resource="thread")
 
 
-def _primary(session: wire.Session) -> wire.SessionThread:
-    """The primary thread mirrors the session: same agent, status, usage and timestamps."""
+def _own_cost(usage: wire.SessionUsage, internal: SessionInternal) -> wire.SessionUsage:
+    """A thread's usage with its own list cost (tracked only under a budget; the session's figure adds its
+    threads')."""
+    if internal.budget is None:
+        return usage
+    return usage.model_copy(update={"list_cost": list_cost(internal.budget.spent)})
+
+
+def _primary(session: wire.Session, internal: SessionInternal) -> wire.SessionThread:
+    """The primary thread mirrors the session: same agent, status, usage (its own list cost) and timestamps."""
     return wire.SessionThread(
         id=primary_thread_id(session.id),
         session_id=session.id,
@@ -129,7 +152,7 @@ def _primary(session: wire.Session) -> wire.SessionThread:
         updated_at=session.updated_at,
         archived_at=session.archived_at,
         stats=wire.SessionThreadStats.model_validate(session.stats.model_dump()),
-        usage=session.usage,
+        usage=_own_cost(session.usage, internal),
     )
 
 
@@ -155,6 +178,56 @@ async def forward_to_threads(
         data = param.model_dump(exclude_unset=True, exclude={"session_thread_id"})
         data[field] = pending.thread_event
         await _send(rt, where, pending.thread, type(param).model_validate(data))
+
+
+async def mirror_status(writer: SessionWriter, before: str, child: LoadedSession) -> None:
+    """A child thread's status change, as its coordinator's stream shows it (spec-2 §3.2: the primary stream is a
+    condensed view of its children: their status events). The changes posted elsewhere are not mirrored here:
+    a delegation posts `running` with its message (`engine/_threads.py`), the end of a turn posts `idle` with the
+    answer (`notify_parent`), an archive posts `terminated` (`archive_thread`). What is left: `rescheduled` and the
+    `running` after it, `running` again once the client answered a cross-posted call or a raised budget resumed
+    the thread, `idle` with `budget_reached`, and `terminated` when a thread's turn failed for good.
+
+    Posted once the child's commit is done, outside its lock (the coordinator's lock is never taken inside a
+    thread's); a crash in between loses this view's event, never the thread's own."""
+    link = child.internal.parent
+    if link is None or child.row.archived_at is not None:
+        return
+    after = child.status
+    fields: dict[str, Any] = {}
+    if after == "rescheduling":
+        kind = "session.thread_status_rescheduled"
+    elif after == "running":
+        kind = "session.thread_status_running"
+    elif after == "terminated":
+        kind = "session.thread_status_terminated"
+    elif after == "idle" and budget_paused(child.internal):
+        kind, fields = "session.thread_status_idle", {"stop_reason": {"type": "budget_reached"}}
+    else:
+        return
+    event = wire.parse_event(
+        {
+            "id": new_id("sevt"),
+            "type": kind,
+            "processed_at": wire.utcnow(),
+            "session_thread_id": child.id,
+            "agent_name": link.agent_name,
+            **fields,
+        }
+    )
+
+    def post(parent: LoadedSession) -> Change:
+        if parent.row.archived_at is not None or not any(t.id == child.id for t in parent.internal.threads or []):
+            return Change()
+        return Change(events=[event])
+
+    token = current_fence.set(None)  # (the coordinator's write, from the thread's worker: not its lease's)
+    try:
+        await writer.apply(link.session_id, post)
+    except (LookupError, NotFound):
+        pass  # its coordinator was deleted
+    finally:
+        current_fence.reset(token)
 
 
 _ANSWER_FIELDS = {"user.custom_tool_result": "custom_tool_use_id", "user.tool_confirmation": "tool_use_id"}

@@ -29,7 +29,8 @@ from .. import wire
 from ._clock import now, rfc3339
 from ._oauth import Refreshed, refresh_grant
 from ._vault_keys import VaultKeyRing
-from .store import CredentialRow, Store
+from ._webhook_events import outbox_event
+from .store import CredentialRow, OutboxEvent, Store
 
 log = logging.getLogger("loophost.runtime.vaults")
 
@@ -94,10 +95,12 @@ def public(secrets: dict[str, str]) -> dict[str, str]:
 class Refresher:
     """Reads MCP credentials out of rows and refreshes them (see the module docstring)."""
 
-    def __init__(self, store: Store, keys: VaultKeyRing) -> None:
+    def __init__(self, store: Store, keys: VaultKeyRing, *, on_outbox: Callable[[], None] = lambda: None) -> None:
         self._store = store
         self._keys = keys
         self._locks: dict[str, asyncio.Lock] = {}
+        self._on_outbox = on_outbox
+        """Called after a write that committed webhook outbox rows (`vault_credential.refresh_failed`)."""
 
     def credential_of(self, row: CredentialRow) -> McpCredential | None:
         """The MCP credential a row holds (None: archived, not an MCP credential, or no token)."""
@@ -182,14 +185,19 @@ class Refresher:
         def failed(auth: dict[str, Any], s: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
             return {**auth, "refresh_failed": failure}, s
 
-        await self._settle(claimed, claim_id, failed)
+        hook = outbox_event("vault_credential.refresh_failed", row.id, row.workspace, vault_id=row.vault_id)
+        if await self._settle(claimed, claim_id, failed, webhooks=(hook,)) is not None:
+            self._on_outbox()
         status: Literal["failed", "connect_error"] = "connect_error" if result.status == "connect_error" else "failed"
         return RefreshAttempt(None, status, result.response)
 
-    async def _settle(self, claimed: CredentialRow, claim_id: str, change: AuthChange) -> CredentialRow | None:
-        """Write the outcome over the claimed row and drop the claim. If the row changed meanwhile (a caller's
-        update of other fields, a key rotation) the outcome is written over the latest row as long as it still
-        carries this claim; a caller who replaced the secrets wins (None)."""
+    async def _settle(
+        self, claimed: CredentialRow, claim_id: str, change: AuthChange, *, webhooks: tuple[OutboxEvent, ...] = ()
+    ) -> CredentialRow | None:
+        """Write the outcome over the claimed row and drop the claim, with the outbox rows of `webhooks` in the
+        same write. If the row changed meanwhile (a caller's update of other fields, a key rotation) the outcome
+        is written over the latest row as long as it still carries this claim; a caller who replaced the
+        secrets wins (None, and no webhook events)."""
         row: CredentialRow | None = claimed
         while row is not None and row.secret is not None:
             secrets = self._keys.decrypt(row.secret, bound_to=row.id)
@@ -204,7 +212,7 @@ class Refresher:
                 body=document.model_dump_json(by_alias=True),
                 secret=self._seal(row, kept),
             )
-            if await self._store.update_credential(new, expected_revision=row.revision):
+            if await self._store.update_credential(new, expected_revision=row.revision, webhooks=webhooks):
                 return new
             row = await self._store.get_credential(row.workspace, row.vault_id, row.id)
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -18,12 +18,13 @@ from typing import Any
 from .. import wire
 from ._clock import now, rfc3339
 from ._core import RuntimeConfig
-from ._cursors import check_limit, decode, encode, keyset
+from ._cursors import check_limit, cut_page, decode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
 from ._oauth import probe_mcp
 from ._vault_keys import VaultKeyError, VaultKeyRing
 from ._vault_refresh import McpCredential, RefreshAttempt, Refresher, public
+from ._webhook_events import outbox_event
 from .store import CredentialRow, ListQuery, Store, VaultRow
 
 log = logging.getLogger("loophost.runtime.vaults")
@@ -74,7 +75,9 @@ class Vaults:
         self._store = store
         self._config = config
         self.keys = keys
-        self._refresher = Refresher(store, keys)
+        self.on_outbox: Callable[[], None] = lambda: None
+        """Called after a write that committed webhook outbox rows (the runtime wakes the deliverer)."""
+        self._refresher = Refresher(store, keys, on_outbox=lambda: self.on_outbox())
 
     # vaults ------------------------------------------------------------------------------------------------
     async def create_vault(self, workspace: str, params: wire.VaultCreateParams) -> wire.Vault:
@@ -86,7 +89,9 @@ class Vaults:
             created_at=ts,
             updated_at=ts,
         )
-        await self._store.put_vault(_vault_row(workspace, vault))
+        hook = outbox_event("vault.created", vault.id, workspace, at=rfc3339(ts))
+        await self._store.put_vault(_vault_row(workspace, vault), webhooks=(hook,))
+        self.on_outbox()
         return vault
 
     async def get_vault(self, workspace: str, vault_id: str) -> wire.Vault:
@@ -123,9 +128,7 @@ class Vaults:
             limit=size + 1, after=keyset(decode(page, descending=False)), include_archived=include_archived
         )
         rows = await self._store.list_vaults(workspace, query)
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=False) if more else None
+        rows, next_page = cut_page(rows, size, descending=False)
         return wire.CursorPage[wire.Vault](
             data=[wire.Vault.model_validate_json(r.body) for r in rows], next_page=next_page
         )
@@ -139,12 +142,17 @@ class Vaults:
             await self._archive_row(row)
         ts = now()
         archived = current.model_copy(update={"archived_at": ts, "updated_at": ts})
-        await self._store.put_vault(_vault_row(workspace, archived))
+        hook = outbox_event("vault.archived", vault_id, workspace, at=rfc3339(ts))
+        await self._store.put_vault(_vault_row(workspace, archived), webhooks=(hook,))
+        self.on_outbox()
         return archived
 
     async def delete_vault(self, workspace: str, vault_id: str) -> wire.Deleted:
-        if not await self._store.delete_vault(workspace, vault_id):
+        """Its credentials go with it, announced by the one `vault.deleted` event."""
+        hook = outbox_event("vault.deleted", vault_id, workspace)
+        if not await self._store.delete_vault(workspace, vault_id, webhooks=(hook,)):
             raise NotFound(f"vault {vault_id!r} not found", resource="vault")
+        self.on_outbox()
         return wire.Deleted(id=vault_id, type="vault_deleted")
 
     # credentials -------------------------------------------------------------------------------------------
@@ -185,7 +193,9 @@ class Vaults:
             body=credential.model_dump_json(by_alias=True),
             secret=self.keys.encrypt(wire.credential_secrets(auth), bound_to=credential.id),
         )
-        await self._store.insert_credential(row, max_active=wire.MAX_CREDENTIALS_PER_VAULT)
+        hook = outbox_event("vault_credential.created", credential.id, workspace, at=rfc3339(ts), vault_id=vault_id)
+        await self._store.insert_credential(row, max_active=wire.MAX_CREDENTIALS_PER_VAULT, webhooks=(hook,))
+        self.on_outbox()
         return credential
 
     async def _row(self, workspace: str, vault_id: str, credential_id: str) -> CredentialRow:
@@ -265,9 +275,7 @@ class Vaults:
             limit=size + 1, after=keyset(decode(page, descending=False)), include_archived=include_archived
         )
         rows = await self._store.list_credentials(workspace, vault_id, query)
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=False) if more else None
+        rows, next_page = cut_page(rows, size, descending=False)
         return wire.CursorPage[wire.Credential](
             data=[wire.Credential.model_validate_json(r.body) for r in rows], next_page=next_page
         )
@@ -294,14 +302,18 @@ class Vaults:
             body=archived.model_dump_json(by_alias=True),
             secret=None,
         )
-        if not await self._store.update_credential(new, expected_revision=row.revision):
+        hook = outbox_event("vault_credential.archived", row.id, row.workspace, at=rfc3339(ts), vault_id=row.vault_id)
+        if not await self._store.update_credential(new, expected_revision=row.revision, webhooks=(hook,)):
             raise Conflict(f"credential {row.id!r} was changed concurrently; retry", code="concurrent_update")
+        self.on_outbox()
         return archived
 
     async def delete_credential(self, workspace: str, vault_id: str, credential_id: str) -> wire.Deleted:
         await self.get_vault(workspace, vault_id)
-        if not await self._store.delete_credential(workspace, vault_id, credential_id):
+        hook = outbox_event("vault_credential.deleted", credential_id, workspace, vault_id=vault_id)
+        if not await self._store.delete_credential(workspace, vault_id, credential_id, webhooks=(hook,)):
             raise NotFound(f"credential {credential_id!r} not found in vault {vault_id!r}", resource="credential")
+        self.on_outbox()
         return wire.Deleted(id=credential_id, type="vault_credential_deleted")
 
     # secrets -----------------------------------------------------------------------------------------------

@@ -4,10 +4,10 @@ Session events are read off the log events a commit appends (the status events s
 path that changes a session's status — the turn engine, an interrupt, a budget, recovery — announces it without
 knowing about webhooks. The mapping (log event -> webhook events):
 
-- `session.status_running` -> `session.status_run_started`
-- `session.status_idle` -> `session.status_idled`, plus `session.requires_action` or `session.budget_reached`
-  when that is its stop reason
-- `session.status_rescheduled`, `session.status_terminated` -> the same names
+- `session.status_running` -> `session.status_run_started` and `session.running`
+- `session.status_idle` -> `session.status_idled` and `session.idled`, plus `session.requires_action` or
+  `session.budget_reached` when that is its stop reason
+- `session.status_rescheduled`, `session.status_terminated`, `session.updated` -> the same names
 - `session.thread_created`, `session.thread_status_idle`, `session.thread_status_terminated` ->
   `session.thread_created`, `session.thread_idled`, `session.thread_terminated` (with `session_thread_id`)
 - `span.outcome_evaluation_end` -> `session.outcome_evaluation_ended`
@@ -23,11 +23,12 @@ from ._clock import rfc3339
 from ._ids import new_id
 from .store import NewEvent, OutboxEvent
 
-_SIMPLE = {
-    "session.status_running": "session.status_run_started",
-    "session.status_rescheduled": "session.status_rescheduled",
-    "session.status_terminated": "session.status_terminated",
-    "span.outcome_evaluation_end": "session.outcome_evaluation_ended",
+_SIMPLE: dict[str, tuple[str, ...]] = {
+    "session.status_running": ("session.status_run_started", "session.running"),
+    "session.status_rescheduled": ("session.status_rescheduled",),
+    "session.status_terminated": ("session.status_terminated",),
+    "session.updated": ("session.updated",),
+    "span.outcome_evaluation_end": ("session.outcome_evaluation_ended",),
 }
 _THREAD = {
     "session.thread_created": "session.thread_created",
@@ -60,9 +61,9 @@ def session_webhooks(workspace: str, session_id: str, events: Sequence[NewEvent]
         if event.type not in SOURCE_TYPES:
             continue
         at = event.processed_at
-        name = _SIMPLE.get(event.type)
-        if name is not None:
-            found.append(outbox_event(name, session_id, workspace, at=at))
+        names = _SIMPLE.get(event.type)
+        if names is not None:
+            found.extend(outbox_event(name, session_id, workspace, at=at) for name in names)
             continue
         body = json.loads(event.body)
         thread = _THREAD.get(event.type)
@@ -71,6 +72,7 @@ def session_webhooks(workspace: str, session_id: str, events: Sequence[NewEvent]
             found.append(outbox_event(thread, session_id, workspace, at=at, session_thread_id=thread_id))
             continue
         found.append(outbox_event("session.status_idled", session_id, workspace, at=at))
+        found.append(outbox_event("session.idled", session_id, workspace, at=at))
         reason = (body.get("stop_reason") or {}).get("type")
         if reason in _IDLE_REASONS:
             found.append(outbox_event(_IDLE_REASONS[reason], session_id, workspace, at=at))

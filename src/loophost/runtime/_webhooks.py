@@ -4,7 +4,9 @@ SDK's organization webhooks (part 2 §6.4). Deliveries are `_webhook_delivery.py
 The signing secret (`whsec_` + base64 of 32 random bytes) is returned only by create and
 `regenerate_signing_secret`; it is stored sealed by the vault key ring (the deliverer needs it back to sign, so it
 cannot be a hash). A URL is checked when it is set: https (http only with `webhooks_allow_private`), and a host
-that is not private or loopback unless the operator allowed it (`loophost serve --webhooks-allow-private`).
+that is not private or loopback unless the operator allowed it (`loophost serve --webhooks-allow-private`). The
+deliverer checks again before each send with `vet`, and connects to the address it vetted (no second lookup: DNS
+rebinding cannot swap in a private address between the check and the connect).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import ipaddress
 import json
 import os
 import socket
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -26,7 +28,7 @@ from ._cursors import check_limit, decode, encode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound
 from ._ids import new_id
 from ._vault_keys import VaultKeyRing
-from .store import Store, WebhookEndpointRow
+from .store import DeliveryRecord, Store, WebhookEndpointRow
 
 _MAX_LIST = 100
 PRIVATE_REFUSAL = "pass `--webhooks-allow-private` to `loophost serve` to allow it"
@@ -36,36 +38,87 @@ def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(os.urandom(32)).decode()
 
 
-def _refused_ip(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolve = Callable[[str, int], Awaitable[Sequence[str]]]
+"""(host name, port) -> its addresses, as getaddrinfo answers them; raises OSError when the name does not resolve
+(UnicodeError: when IDNA cannot encode it)."""
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    """The event loop's getaddrinfo (TCP addresses only)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def refused_address(address: IPAddress) -> bool:
+    """The SSRF rule: anything not globally routable (private, loopback, link-local, reserved…) or multicast."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return not address.is_global or address.is_multicast
 
 
-async def refusal(url: str, *, allow_private: bool) -> str | None:
-    """Why loophost will not send to `url` (None: it will). Checked on every set and again before every send:
-    a host whose name resolves to a private, loopback or link-local address is refused (SSRF) unless the operator
-    allowed private addresses. A name that does not resolve is not refused here: the send fails and is retried."""
+@dataclass(frozen=True)
+class Vetted:
+    """What `vet` found for a URL."""
+
+    refusal: str | None = None
+    """Why loophost will not send to it (the URL or an address it resolved to is refused)."""
+    addresses: tuple[str, ...] = ()
+    """The vetted addresses of a host name, in the resolver's order: connect to one of these, never to the name
+    (resolving it again could answer a private address). Empty: connect as the URL says (its host is an IP
+    literal, or private addresses are allowed, or, see `unresolved`, there is nothing to connect to)."""
+    unresolved: str | None = None
+    """The name did not resolve (not a refusal: the send fails and is retried)."""
+
+
+async def vet(
+    url: str,
+    *,
+    allow_private: bool,
+    resolve: Resolve = system_resolve,
+    refused: Callable[[IPAddress], bool] = refused_address,
+) -> Vetted:
+    """Check `url` for SSRF, resolving its host name once; the addresses returned are the ones checked."""
     parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return f"webhook URL {url!r} is not an absolute http(s) URL"
+    try:
+        port = parts.port or 443
+    except ValueError:  # a port that is not a number, or out of range
+        port = 0
+    if parts.scheme not in ("https", "http") or not parts.hostname or not port:
+        return Vetted(refusal=f"webhook URL {url!r} is not an absolute http(s) URL")
     if parts.scheme == "http" and not allow_private:
-        return f"webhook URL {url!r} is not https; {PRIVATE_REFUSAL} (plain http is allowed with it)"
+        return Vetted(refusal=f"webhook URL {url!r} is not https; {PRIVATE_REFUSAL} (plain http is allowed with it)")
     if allow_private:
-        return None
+        return Vetted()
     host = parts.hostname
     try:
-        addresses = [ipaddress.ip_address(host)]
+        literal: IPAddress | None = ipaddress.ip_address(host)
     except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = [literal]
+    else:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-        except OSError:
-            return None
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+            found = await resolve(host, port)
+        except (OSError, UnicodeError) as exc:  # (UnicodeError: a name IDNA cannot encode)
+            return Vetted(unresolved=f"could not resolve {host!r}: {exc}")
+        addresses = list(dict.fromkeys(ipaddress.ip_address(a.split("%")[0]) for a in found))
+        if not addresses:
+            return Vetted(unresolved=f"could not resolve {host!r}: no address")
     for address in addresses:
-        if _refused_ip(address):
-            return f"webhook URL host {host!r} is a private or loopback address ({address}); {PRIVATE_REFUSAL}"
-    return None
+        if refused(address):
+            return Vetted(
+                refusal=f"webhook URL host {host!r} is a private or loopback address ({address}); {PRIVATE_REFUSAL}"
+            )
+    return Vetted(addresses=() if literal is not None else tuple(str(a) for a in addresses))
+
+
+async def refusal(url: str, *, allow_private: bool) -> str | None:
+    """Why loophost will not send to `url` (None: it will), checked when a URL is set: a host whose name resolves
+    to a private, loopback or link-local address is refused (SSRF) unless the operator allowed private addresses.
+    A name that does not resolve is not refused here: its sends fail and are retried. (Each send vets the URL again
+    with `vet` and connects to the address vetted.)"""
+    return (await vet(url, allow_private=allow_private)).refusal
 
 
 class Webhooks:
@@ -186,6 +239,19 @@ class Webhooks:
             self.on_change()  # re-enabled: its pending deliveries are due again
         return _endpoint(changed)
 
+    async def deliveries(
+        self, workspace: str, endpoint_id: str, *, limit: int | None = None, page: str | None = None
+    ) -> wire.CursorPage[wire.WebhookDelivery]:
+        """The endpoint's deliveries, newest event first, so an operator sees what is failing and why."""
+        await self._row(workspace, endpoint_id)
+        size = check_limit(limit, default=self._page, maximum=_MAX_LIST)
+        before = keyset(decode(page, descending=True))
+        rows = await self._store.webhooks.recent_deliveries(endpoint_id, before=before, limit=size + 1)
+        more = len(rows) > size
+        rows = rows[:size]
+        next_page = encode([rows[-1].created_at, rows[-1].event_id], descending=True) if more else None
+        return wire.CursorPage[wire.WebhookDelivery](data=[_delivery(r) for r in rows], next_page=next_page)
+
     async def regenerate_signing_secret(self, workspace: str, endpoint_id: str) -> wire.WebhookSigningSecret:
         """Deliveries from now on (retries included) are signed with the new secret only."""
         row = await self._row(workspace, endpoint_id)
@@ -212,4 +278,17 @@ def _endpoint(row: WebhookEndpointRow) -> wire.WebhookEndpoint:
         disabled_reason=row.disabled_reason,
         created_at=datetime.fromisoformat(row.created_at),
         updated_at=datetime.fromisoformat(row.updated_at),
+    )
+
+
+def _delivery(row: DeliveryRecord) -> wire.WebhookDelivery:
+    return wire.WebhookDelivery(
+        event_id=row.event_id,
+        event_type=row.type,
+        created_at=datetime.fromisoformat(row.created_at),
+        state="delivered" if row.state == "delivered" else "failed" if row.state == "failed" else "pending",
+        attempts=row.attempts,
+        last_error=row.last_error,
+        next_attempt_at=datetime.fromisoformat(row.next_attempt_at) if row.state == "pending" else None,
+        delivered_at=datetime.fromisoformat(row.delivered_at) if row.delivered_at else None,
     )

@@ -36,7 +36,7 @@ from typing import Literal, Protocol
 from .. import wire
 from ._clock import now, rfc3339
 from ._core import RuntimeConfig
-from ._cursors import check_limit, decode, encode, keyset
+from ._cursors import check_limit, cut_page, decode, keyset
 from ._errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from ._ids import new_id
 from .store import EnvironmentKeyRow, Store, WorkRow
@@ -385,9 +385,7 @@ class WorkQueue:
         size = check_limit(limit, default=self._config.default_page_size, maximum=self._config.max_page_size)
         cursor = keyset(decode(page, descending=False))
         rows = await self._store.work.list_work(workspace, environment_id, after=cursor, limit=size + 1)
-        more = len(rows) > size
-        rows = rows[:size]
-        next_page = encode([rows[-1].created_at, rows[-1].id], descending=False) if more else None
+        rows, next_page = cut_page(rows, size, descending=False)
         return wire.CursorPage[wire.Work](data=[_work(r) for r in rows], next_page=next_page)
 
     async def update(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -187,6 +187,9 @@ class SessionWriter:
         no outbox events."""
         self.on_outbox: Callable[[], None] = _nothing
         """Called after a commit that wrote outbox events (the webhook deliverer's wake-up)."""
+        self.on_status: Callable[[str, LoadedSession], Awaitable[None]] | None = None
+        """Called with (status before, session) after `apply` (or a caller, `status_changed`) changed a session's
+        status: a child thread's status is mirrored on its coordinator's stream (`engine/_threads.py`)."""
 
     def input_body(self, event_id: str) -> str | None:
         """The stored JSON of an input event this process committed (a turn reads its prompt from it once), or
@@ -427,20 +430,35 @@ class SessionWriter:
                     self._inputs.popitem(last=False)
 
     async def delete(self, workspace: str, session_id: str) -> bool:
-        """Delete the session and its log, for a writer holding its lock; False if there is no such session."""
+        """Delete the session and its log, for a writer holding its lock, with its `session.deleted` webhook
+        event in the same transaction; False if there is no such session."""
+        hooks: tuple[OutboxEvent, ...] = ()
+        if self.webhook_audience(workspace):
+            hooks = (outbox_event("session.deleted", session_id, workspace),)
         holding = self._held(session_id) if self.cluster is not None else None
         if holding is not None:
-            deleted = await holding.held.delete_session(workspace)
+            deleted = await holding.held.delete_session(workspace, webhooks=hooks)
         else:
-            deleted = await self.store.delete_session(workspace, session_id)
+            deleted = await self.store.delete_session(workspace, session_id, webhooks=hooks)
         self.forget(session_id)
+        if deleted and hooks:
+            self.on_outbox()
         return deleted
 
     async def apply(self, session_id: str, build: Callable[[LoadedSession], Change]) -> list[StoredEvent]:
-        """Commit a change built from the session's current state, under its lock."""
+        """Commit a change built from the session's current state, under its lock; `on_status` hears of a status
+        it changed once the lock is released."""
         async with self.lock(session_id):
             loaded = await self.load(None, session_id)
-            return await self.commit(loaded, build(loaded))
+            before = loaded.status
+            stored = await self.commit(loaded, build(loaded))
+        await self.status_changed(before, loaded)
+        return stored
+
+    async def status_changed(self, before: str, loaded: LoadedSession) -> None:
+        """Tell `on_status` that a commit moved `loaded` from `before` (called outside the session's lock)."""
+        if self.on_status is not None and loaded.status != before:
+            await self.on_status(before, loaded)
 
 
 def _loaded(row: SessionRow) -> LoadedSession:

@@ -23,7 +23,8 @@ log = logging.getLogger("loophost.server")
 
 
 async def render(runtime: Runtime) -> bytes:
-    """The exposition text, with the state gauges read now (the counts by state: three grouped queries)."""
+    """The exposition text, with the state gauges read now (the counts by state: three grouped queries, and the
+    webhook backlog: one count)."""
     from prometheus_client import generate_latest
 
     gauges = _metrics.gauges()
@@ -37,6 +38,7 @@ async def render(runtime: Runtime) -> bytes:
             gauge.clear()  # a label with nothing left is dropped, not left at its last value
             for label, value in values.items():
                 gauge.labels(label).set(value)
+        gauges["webhooks"].set(counts.webhook_backlog)
     gauges["subscribers"].set(runtime.bus.subscriber_count())
     gauges["workers"].set(runtime.workers.active())
     gauges["leases"].set(runtime.workers.leases_held())

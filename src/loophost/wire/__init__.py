@@ -364,9 +364,12 @@ from ._vaults import (
 )
 from ._webhooks import (
     MAX_WEBHOOK_ENDPOINTS,
+    UNEMITTED_WEBHOOK_EVENT_TYPES,
     WEBHOOK_EVENT_TYPES,
     NewWebhookEndpoint,
     WebhookCreateParams,
+    WebhookDelivery,
+    WebhookDeliveryState,
     WebhookEndpoint,
     WebhookEndpointState,
     WebhookEvent,
@@ -456,9 +459,12 @@ __all__ += [  # memory stores (spec part 2 §5.1) and skills (§5.2)
 # fmt: on
 __all__ += [  # webhooks (kept apart from the list above, which other features edit)
     "MAX_WEBHOOK_ENDPOINTS",
+    "UNEMITTED_WEBHOOK_EVENT_TYPES",
     "WEBHOOK_EVENT_TYPES",
     "NewWebhookEndpoint",
     "WebhookCreateParams",
+    "WebhookDelivery",
+    "WebhookDeliveryState",
     "WebhookEndpoint",
     "WebhookEndpointState",
     "WebhookEvent",

@@ -5,7 +5,9 @@ Roster entries name agents three ways (an id string meaning the latest version, 
 which versions exist. The response always lists `{type:"agent", id, version}`, as the SDK's strict models need.
 
 `workflows` is not built yet: sending it enabled (or null, whose default is enabled) is a clear 400, and an
-omitted one resolves to `{type:"disabled"}`.
+omitted one resolves to `{type:"disabled"}`. The advisor (a model the primary thread consults mid-turn: a
+coordinator's `{type:"advisor", model}` entry or an enabled `advisor`) is the roster member named `advisor`
+(`runtime/engine/_threads.py`); a coordinator's roster takes at most one, since its one name addresses it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class CoordinatorParams(ParamsModel):
     def _one_self(self) -> CoordinatorParams:
         if sum(isinstance(e, SelfParams) for e in self.agents) > 1:
             raise ValueError("a coordinator roster takes at most one {type: 'self'} entry")
+        if sum(isinstance(e, AdvisorParams) for e in self.agents) > 1:
+            raise ValueError("a coordinator roster takes at most one {type: 'advisor'} entry (its name is `advisor`)")
         return self
 
 

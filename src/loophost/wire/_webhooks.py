@@ -11,7 +11,6 @@ from ._base import ParamsModel, Timestamp, WireModel
 
 WEBHOOK_EVENT_TYPES: tuple[str, ...] = (
     "session.created",
-    "session.pending",
     "session.running",
     "session.idled",
     "session.requires_action",
@@ -37,13 +36,11 @@ WEBHOOK_EVENT_TYPES: tuple[str, ...] = (
     "agent.created",
     "agent.updated",
     "agent.archived",
-    "agent.deleted",
     "deployment.created",
     "deployment.updated",
     "deployment.paused",
     "deployment.unpaused",
     "deployment.archived",
-    "deployment.deleted",
     "deployment_run.started",
     "deployment_run.succeeded",
     "deployment_run.failed",
@@ -55,7 +52,17 @@ WEBHOOK_EVENT_TYPES: tuple[str, ...] = (
     "memory_store.archived",
     "memory_store.deleted",
 )
-"""The workspace event names of SDK 2.11.0's `BetaWebhookEventData` union (part 2 §6.3) an endpoint may ask for."""
+"""The workspace event names of SDK 2.11.0's `BetaWebhookEventData` union (part 2 §6.3) an endpoint may ask for:
+each is emitted (the table in docs/webhooks.md says when). The others are `UNEMITTED_WEBHOOK_EVENT_TYPES`."""
+
+UNEMITTED_WEBHOOK_EVENT_TYPES: dict[str, str] = {
+    "session.pending": "loophost sessions have no pending state (their statuses are rescheduling, running, idle and"
+    " terminated): subscribe to session.created or session.status_rescheduled",
+    "agent.deleted": "agents cannot be deleted, only archived: subscribe to agent.archived",
+    "deployment.deleted": "deployments cannot be deleted, only archived: subscribe to deployment.archived",
+}
+"""Names in the SDK's union that loophost never emits, with why: asking for one is a 400 saying so, rather than
+a subscription that is silently never served."""
 
 WebhookEndpointState = Literal["enabled", "disabled"]
 MAX_WEBHOOK_ENDPOINTS = 32
@@ -63,6 +70,10 @@ MAX_WEBHOOK_ENDPOINTS = 32
 
 
 def _check_events(value: list[str]) -> list[str]:
+    never = sorted(set(value) & set(UNEMITTED_WEBHOOK_EVENT_TYPES))
+    if never:
+        reasons = "; ".join(f"{name}: {UNEMITTED_WEBHOOK_EVENT_TYPES[name]}" for name in never)
+        raise ValueError(f"event type(s) {never} are never emitted by loophost ({reasons})")
     unknown = sorted(set(value) - set(WEBHOOK_EVENT_TYPES))
     if unknown:
         raise ValueError(f"unknown event type(s) {unknown}; known: {', '.join(WEBHOOK_EVENT_TYPES)}")
@@ -118,6 +129,25 @@ class WebhookUpdateParams(ParamsModel):
     @classmethod
     def _events(cls, value: list[str] | None) -> list[str] | None:
         return _check_events(value) if value is not None else None
+
+
+WebhookDeliveryState = Literal["pending", "delivered", "failed"]
+
+
+class WebhookDelivery(WireModel):
+    """One event's delivery to one endpoint, as an operator sees it (loophost's own; the console's webhooks view):
+    `pending` is still being tried (`next_attempt_at`), `failed` was given up (the event is a day old)."""
+
+    type: Literal["webhook_delivery"] = "webhook_delivery"
+    event_id: str
+    event_type: str
+    created_at: Timestamp
+    state: WebhookDeliveryState
+    attempts: int
+    last_error: str | None = None
+    next_attempt_at: Timestamp | None = None
+    """When it is tried next (pending only)."""
+    delivered_at: Timestamp | None = None
 
 
 class WebhookEventData(WireModel):

@@ -1,4 +1,5 @@
-"""The census (`Store.census`): sessions and live work items counted by state, on both backends."""
+"""The census (`Store.census`): sessions and live work items counted by state, and the webhook backlog, on both
+backends."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import replace
 from loophost.runtime.store import Store
 
 from ._rows import session_row
+from .test_contract_webhooks import endpoint, outbox
 from .test_contract_work import item, ts
 
 
@@ -30,3 +32,15 @@ async def test_counts_group_sessions_and_live_work_items_by_state(store: Store) 
     assert counts.sessions == {"idle": 2, "running": 1}  # over every workspace
     assert counts.work_items == {"queued": 2, "active": 1}
     assert counts.queued == {"env_1": 2}
+
+
+async def test_the_webhook_backlog_counts_pending_deliveries_of_every_endpoint(store: Store) -> None:
+    assert (await store.census.counts()).webhook_backlog == 0
+    await store.webhooks.insert_endpoint(endpoint("whep_a"))
+    await store.webhooks.insert_endpoint(endpoint("whep_b", ws="other"))
+    await store.webhooks.add_events([outbox(f"wevt_{i}") for i in range(3)] + [outbox("wevt_9", ws="other")])
+    assert (await store.census.counts()).webhook_backlog == 4
+    await store.webhooks.delivered("whep_a", "wevt_0", at=ts(3))
+    await store.webhooks.failed("whep_a", "wevt_1", error="HTTP 500", next_attempt_at=None, disable_after=20)
+    await store.webhooks.failed("whep_a", "wevt_2", error="HTTP 500", next_attempt_at=ts(30), disable_after=20)
+    assert (await store.census.counts()).webhook_backlog == 2  # a retry still waits; delivered and given up do not

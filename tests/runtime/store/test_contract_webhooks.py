@@ -134,6 +134,23 @@ async def test_a_success_resets_the_failure_count(store: Store) -> None:
     assert await store.webhooks.delivery_state("whep_a", "wevt_2") == ("delivered", 1, None)
 
 
+async def test_recent_deliveries_are_newest_first_with_their_state_and_paged(store: Store) -> None:
+    await store.webhooks.insert_endpoint(endpoint("whep_a"))
+    await store.webhooks.insert_endpoint(endpoint("whep_b"))
+    await store.webhooks.add_events([outbox(f"wevt_{i}", at=i + 1) for i in range(3)])
+    await store.webhooks.delivered("whep_a", "wevt_0", at=ts(4))
+    await store.webhooks.failed("whep_a", "wevt_1", error="HTTP 500", next_attempt_at=ts(30), disable_after=20)
+    first = await store.webhooks.recent_deliveries("whep_a", before=None, limit=2)
+    assert [(d.event_id, d.state, d.attempts, d.last_error) for d in first] == [
+        ("wevt_2", "pending", 0, None),
+        ("wevt_1", "pending", 1, "HTTP 500"),
+    ]
+    assert first[1].next_attempt_at == ts(30) and first[0].type == "session.status_idled"
+    rest = await store.webhooks.recent_deliveries("whep_a", before=(first[-1].created_at, first[-1].event_id), limit=2)
+    assert [(d.event_id, d.state, d.delivered_at) for d in rest] == [("wevt_0", "delivered", ts(4))]
+    assert len(await store.webhooks.recent_deliveries("whep_b", before=None, limit=10)) == 3
+
+
 async def test_endpoints_are_scoped_by_workspace_and_paged(store: Store) -> None:
     for i in range(3):
         await store.webhooks.insert_endpoint(endpoint(f"whep_{i}"))

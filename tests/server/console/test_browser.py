@@ -307,7 +307,7 @@ def test_vaults_show_their_credentials_and_never_a_secret(console: ConsolePage, 
             "secret_value": token,
             "networking": {"type": "limited", "allowed_hosts": ["api.github.com"]},
         },
-    )  # type: ignore[call-overload]
+    )
     console.open("/console/vaults")
     console.sign_in()
     page = console.page

@@ -128,7 +128,10 @@ class CallRunner:
             call_id = call.tool_call_id
             event_id = turn.tool_events.get(call_id, call_id)
             if self._tools.threads is not None and call.tool_name in DELEGATION_TOOLS:
-                delegated = await self._delegation(loaded, call, event_id)
+                busy = {p.thread for p in park.values() if p.kind == "thread" and p.thread is not None}
+                delegated = await self._delegation(loaded, call, event_id, busy)
+                if delegated is None:
+                    continue  # deferred behind an earlier call to the same agent (parked: resolved again later)
                 if isinstance(delegated, ToolReturnPart):
                     results[call_id] = delegated
                 else:
@@ -208,20 +211,22 @@ class CallRunner:
         return Resolution([results[c.tool_call_id] for c in calls], events)
 
     async def _delegation(
-        self, loaded: LoadedSession, call: ToolCallPart, event_id: str
-    ) -> ToolReturnPart | tuple[PendingAction, list[Any], Any]:
-        """A coordinator's `list_agents` / `send_to_agent`: answered now, answered by its thread, or parked."""
+        self, loaded: LoadedSession, call: ToolCallPart, event_id: str, busy: set[str]
+    ) -> ToolReturnPart | tuple[PendingAction, list[Any], Any] | None:
+        """A coordinator's `list_agents` / `send_to_agent`: answered now, answered by its thread, parked, or
+        deferred (None) behind an earlier call of the response to the same agent (`busy`: their threads)."""
         threads = self._tools.threads
         assert threads is not None
         if call.tool_name == LIST_AGENTS:
-            return Result(threads.list_agents(), False).part(call)
+            with _telemetry.tool_span(LIST_AGENTS, call.tool_call_id, "delegation"):
+                return Result(threads.list_agents(), False).part(call)
         pending = loaded.internal.pending.get(event_id)
         if pending is not None and pending.kind == "thread":
             if pending.answer is None:
                 return pending, [], None  # still waiting on its thread
             answer = pending.answer
             return Result(answer_text(answer), bool(answer.get("is_error")), pending.answer_event).part(call)
-        delegated = await threads.delegate(loaded, call, event_id, call_args(call))
+        delegated = await threads.delegate(loaded, call, event_id, call_args(call), busy)
         return delegated.part(call) if isinstance(delegated, Result) else delegated
 
     def _worker_call(
@@ -302,7 +307,9 @@ class CallRunner:
         client = [i for i in ids if park[i].kind != "thread"]
 
         def change(loaded: LoadedSession) -> Change:
-            internal = loaded.internal.model_copy(update={"pending": {i: park[i] for i in ids}})
+            # answers this response already has stay (a call deferred behind a delegation parks in a later pass)
+            kept = {k: p for k, p in loaded.internal.pending.items() if p.answer is not None and k not in park}
+            internal = loaded.internal.model_copy(update={"pending": {**kept, **{i: park[i] for i in ids}}})
             if threads:
                 internal.threads = [*(internal.threads or []), *threads]
             if not client:

@@ -4,14 +4,23 @@ A child thread is a session of its own, hidden in the workspace `<ws>/threads` (
 sessions; its id is the thread's `sthr_...` id), so it has its own history, tools, usage, worker and crash
 recovery, and children run concurrently. Its id is derived from the coordinator session and the roster agent,
 so a delegation retried after a crash finds the thread it already made: one thread per roster agent (at most 20,
-within the limit of 25), one level deep (a child never gets delegation tools).
+21 with an advisor, within the limit of 25), one level deep (a child never gets delegation tools).
+
+The advisor (spec-2 §3.1: a coordinator's `{type:"advisor", model}` entry, or `multiagent_20261001.advisor`
+enabled; "a model the primary thread may consult mid-turn") is the roster member named `advisor`, consulted with
+`send_to_agent {"agent": "advisor", "message": QUESTION}` like any other (no tool of its own): its thread runs
+`model` with no tools and only `ADVISOR_SYSTEM` as instructions (`advisor_agent`), answers the question, keeps its
+history across consultations, and counts in the session's usage and budget like any thread; the thread object
+shows its agent as `{type:"advisor", model}` (`runtime/_threads.py`).
 
 The coordinator's model sees two tools, loophost's own names (never announced as `agent.tool_use`):
 - `list_agents {}`: the roster (name, description, model), answered at once;
 - `send_to_agent {"agent": NAME_OR_ID, "message": TEXT}`: the message goes to that agent's thread (created on first
   use: `session.thread_created`), `agent.thread_message_sent` and `session.thread_status_running` are posted, and
   the call parks as a `thread` pending action, the coordinator staying `running`. Several calls in one response
-  park together and their threads run in parallel.
+  park together and their threads run in parallel; a second call to the same agent waits for the first (deferred,
+  see `Threads.delegate`). The thread logs the message as `agent.thread_message_received` from the primary
+  thread, and its model gets it as its user input.
 
 When a child's turn ends, its worker answers the coordinator (`notify_parent`): `agent.thread_message_received`
 (the child's last text, which the delegation's result refers to) and `session.thread_status_idle`; the last
@@ -35,12 +44,13 @@ from pydantic_ai.tools import ToolDefinition
 
 from ... import wire
 from .. import _budgets as budgets
+from .. import _telemetry
 from .._clock import rfc3339
 from .._errors import NotFound
 from .._state import BudgetState, ChildThread, ParentLink, PendingAction, SessionInternal, start_next_turn
-from .._threads import thread_workspace
+from .._threads import ADVISOR_AGENT_ID, primary_thread_id, thread_workspace
 from .._writer import Change, LoadedSession, SessionWriter, current_fence
-from ..store import SessionRow, Store
+from ..store import EventQuery, SessionRow, Store
 from . import _outbound as out
 from . import _spend
 from ._history import Result
@@ -68,13 +78,38 @@ def child_thread_id(session_id: str, agent_id: str) -> str:
     return f"sthr_{digest}"
 
 
+ADVISOR_SYSTEM = (
+    "You are an advisor. Another agent consults you while it works: answer its question directly with your best "
+    "advice, briefly. You have no tools; you see only the questions it sends you."
+)
+ADVISOR_DESCRIPTION = "An advisor model: ask it a question to get its advice (it has no tools)."
+
+
+def advisor_agent(model: str) -> wire.SessionThreadAgent:
+    """The advisor as a roster member: `model`, no tools, only the advisor instructions."""
+    return wire.SessionThreadAgent(
+        id=ADVISOR_AGENT_ID,
+        version=1,
+        name=ADVISOR_AGENT_ID,
+        description=ADVISOR_DESCRIPTION,
+        system=ADVISOR_SYSTEM,
+        model=wire.ModelConfig(id=model),
+    )
+
+
 def roster_of(agent: wire.SessionAgent) -> list[wire.SessionThreadAgent]:
-    """The agents a coordinator may delegate to (its own roster; empty for any other agent)."""
+    """The agents a coordinator may delegate to (its own roster, its advisor included; empty for any other
+    agent)."""
     roster = agent.multiagent
     if isinstance(roster, wire.SessionCoordinator):
-        return [a for a in roster.agents if isinstance(a, wire.SessionThreadAgent)]
-    if isinstance(roster, wire.SessionMultiagent20261001) and isinstance(roster.subagents, wire.SessionMembersEnabled):
-        return list(roster.subagents.predefined_agents)
+        return [a if isinstance(a, wire.SessionThreadAgent) else advisor_agent(a.model) for a in roster.agents]
+    if isinstance(roster, wire.SessionMultiagent20261001):
+        members: list[wire.SessionThreadAgent] = []
+        if isinstance(roster.advisor, wire.AdvisorEnabled):
+            members.append(advisor_agent(roster.advisor.model))
+        if isinstance(roster.subagents, wire.SessionMembersEnabled):
+            members += roster.subagents.predefined_agents
+        return members
     return []
 
 
@@ -115,13 +150,19 @@ class Threads:
         )
 
     def _find(self, name: str) -> wire.SessionThreadAgent | None:
-        return next((a for a in self.roster if name in (a.id, a.name)), None)
+        """By id first, then by name: `advisor` is the advisor even if a roster agent has that name too."""
+        by_id = next((a for a in self.roster if a.id == name), None)
+        return by_id or next((a for a in self.roster if a.name == name), None)
 
     async def delegate(
-        self, loaded: LoadedSession, call: ToolCallPart, event_id: str, args: dict[str, Any]
-    ) -> tuple[PendingAction, list[Any], ChildThread | None] | Result:
+        self, loaded: LoadedSession, call: ToolCallPart, event_id: str, args: dict[str, Any], busy: set[str]
+    ) -> tuple[PendingAction, list[Any], ChildThread | None] | Result | None:
         """Send the call's message to its agent's thread (once, even when retried after a crash) and park; or an
-        error result for the model. Returns (the pending action, the events to post, a thread new to the list)."""
+        error result for the model. Returns (the pending action, the events to post, a thread new to the list).
+
+        `busy`: the threads an earlier call of the same response waits on. A second call to such an agent is
+        deferred (None): it is not sent, and is resolved again once the earlier one was answered (the coordinator
+        resumes its response then), so calls to one agent run one after the other, in the response's order."""
         agent = self._find(str(args.get("agent", "")))
         message = args.get("message")
         if agent is None:
@@ -133,14 +174,20 @@ class Threads:
         thread = known.get(agent.id) or ChildThread(
             id=child_thread_id(self._session_id, agent.id), agent_id=agent.id, name=agent.name
         )
+        if thread.id in busy:
+            return None
         if agent.id not in known and len(known) >= MAX_THREADS:
             return Result(f"At most {MAX_THREADS} threads per session.", True)
+        # delegations of this coordinator answered already: a thread still marked as waiting on one of them is
+        # about to clear its mark (`notify_parent` answers the coordinator first), so it is free
+        answered = {k for k, p in loaded.internal.pending.items() if p.kind == "thread" and p.answer is not None}
         workspace = thread_workspace(loaded.row.workspace)
         row = await self._store.get_session(workspace, thread.id)
-        with unfenced():
+        with unfenced(), _telemetry.delegation_span(agent.name, agent.id, thread.id, call.tool_call_id) as span:
             if row is None:
                 await self._create(loaded, workspace, thread, agent, message, event_id)
-            elif not await self._send(workspace, thread.id, message, event_id):
+            elif not await self._send(workspace, thread.id, message, event_id, answered):
+                span.refused()
                 return Result(f"Agent {agent.name!r} is still working on your previous message.", True)
         events: list[Any] = []
         if agent.id not in known:
@@ -187,13 +234,14 @@ class Threads:
             session_id=self._session_id, workspace=parent.row.workspace, agent_name=agent.name, waiting=event_id
         )
         internal = SessionInternal(parent=link, self_hosted=parent.internal.self_hosted)
+        internal.trace = _telemetry.hand_off(thread.id)  # the delegation's span: the parent of the thread's turns
         if parent.internal.budget is not None:
             internal.budget = BudgetState()  # its requests count against the coordinator's budget (`_budgets.py`)
-        echo = _message(message)
-        internal.queue.append(echo.id)
+        input_id = out.event_id()
+        internal.queue.append(input_id)
         started = start_next_turn(internal)
         assert started is not None
-        echo = echo.model_copy(update={"processed_at": started.at})
+        echo = _received(input_id, self._session_id, message, started.at)
         document = wire.Session.model_validate(
             {
                 "id": thread.id,
@@ -223,7 +271,7 @@ class Threads:
         events = [self._writer.new_event(e) for e in [echo, *started.events]]
         await self._writer.insert(row, events)
 
-    async def _send(self, workspace: str, thread_id: str, message: str, event_id: str) -> bool:
+    async def _send(self, workspace: str, thread_id: str, message: str, event_id: str, answered: set[str]) -> bool:
         """The message as the thread's next input, unless it has it already (a retry); False while it is busy."""
         sent = True
 
@@ -232,19 +280,24 @@ class Threads:
             link = current.internal.parent
             if link is not None and link.waiting == event_id:
                 return Change()  # delivered before a crash: not again
-            if link is None or link.waiting is not None or current.status != "idle" or current.internal.turn:
+            waits = link is not None and link.waiting is not None and link.waiting not in answered
+            if link is None or waits or current.status != "idle" or current.internal.turn:
                 sent = False
                 return Change()
             internal = current.internal.model_copy(
-                update={"queue": [*current.internal.queue], "parent": link.model_copy(update={"waiting": event_id})}
+                update={
+                    "queue": [*current.internal.queue],
+                    "parent": link.model_copy(update={"waiting": event_id}),
+                    "trace": _telemetry.hand_off(thread_id) or current.internal.trace,  # (as in `_create`)
+                }
             )
-            echo = _message(message)
-            internal.queue.append(echo.id)
+            input_id = out.event_id()
+            internal.queue.append(input_id)
             started = start_next_turn(internal)
             if started is None:
                 sent = False
                 return Change()
-            echo = echo.model_copy(update={"processed_at": started.at})
+            echo = _received(input_id, self._session_id, message, started.at)
             return Change(
                 events=[echo, *started.events],
                 status="running",
@@ -286,9 +339,10 @@ async def _notify(writer: SessionWriter, store: Store, child: LoadedSession, fin
         return
     failed = child.status == "terminated"
     text = final_text if not failed else f"The thread of {link.agent_name!r} terminated: {final_text}".strip()
+    stopped = await _last_stop(store, child.id) if not failed else {}
     verdict: list[str] = []
     await writer.apply(
-        link.session_id, lambda parent: _answered(parent, child.id, link, waiting, text, failed, verdict)
+        link.session_id, lambda parent: _answered(parent, child.id, link, waiting, text, stopped, verdict)
     )
     if verdict == ["later"]:
         return  # the coordinator has not parked the call yet: it settles the thread once it has (`Threads.settle`)
@@ -316,9 +370,28 @@ async def _budget_paused(writer: SessionWriter, child: LoadedSession, link: Pare
         await writer.apply(child.id, budgets.resumed)
 
 
+async def _last_stop(store: Store, thread_id: str) -> dict[str, Any]:
+    """Why the thread's turn ended, from its last `session.status_idle`: `stop_reason` (`end_turn`,
+    `retries_exhausted` or `refusal`) and `stop_details`, for the `session.thread_status_idle` its coordinator shows."""
+    rows = await store.list_events(thread_id, EventQuery(types=("session.status_idle",), descending=True, limit=1))
+    body = json.loads(rows[0].body) if rows else {}
+    reason = body.get("stop_reason") or {}
+    if reason.get("type") not in ("retries_exhausted", "refusal"):
+        return {"stop_reason": {"type": "end_turn"}}
+    return {"stop_reason": {"type": reason["type"]}, "stop_details": body.get("stop_details")}
+
+
 def _answered(
-    parent: LoadedSession, thread_id: str, link: ParentLink, waiting: str, text: str, failed: bool, verdict: list[str]
+    parent: LoadedSession,
+    thread_id: str,
+    link: ParentLink,
+    waiting: str,
+    text: str,
+    stopped: dict[str, Any],
+    verdict: list[str],
 ) -> Change:
+    """The coordinator's delegation answered; `stopped`: how the thread's turn ended (empty: it terminated)."""
+    failed = not stopped
     pending = parent.internal.pending.get(waiting)
     if pending is None:
         turn = parent.internal.turn
@@ -331,10 +404,6 @@ def _answered(
         from_session_thread_id=thread_id,
         from_agent_name=link.agent_name,
         content=[{"type": "text", "text": text}],
-    )
-    stop = {"type": "end_turn"}
-    idle = _event(
-        "session.thread_status_idle", session_thread_id=thread_id, agent_name=link.agent_name, stop_reason=stop
     )
     answer = {"content": [{"type": "text", "text": text}], "is_error": failed}
     updated = pending.model_copy(update={"answer": answer, "answer_event": received.id})
@@ -349,7 +418,10 @@ def _answered(
     client = [p for p in internal.pending.values() if p.answer is None and p.kind != "thread"]
     if not client and parent.status == "idle" and not internal.interrupt_requested:
         change = {"status": "running"}  # (idle only while cross-posted calls waited: none is left)
-    events: list[Any] = [received, idle]
+    events: list[Any] = [received]  # (a failed thread's `terminated` is posted by `_threads.mirror_status`)
+    if not failed:
+        thread = {"session_thread_id": thread_id, "agent_name": link.agent_name}
+        events.append(_event("session.thread_status_idle", **thread, **stopped))
     if change:
         events.append(out.running())
     return Change(events=events, internal=internal, **change)
@@ -402,12 +474,16 @@ def last_text(history: Any) -> str:
     return "".join(p.content for p in response.parts if isinstance(p, TextPart))
 
 
-def _message(text: str) -> wire.SessionEvent:
+def _received(event_id: str, session_id: str, text: str, at: Any) -> wire.SessionEvent:
+    """The coordinator's message as its thread logs it (spec-2 §3.3: `sent`/`received` are relative to the thread
+    read): from the primary thread, so without `from_agent_name`. The thread's model gets it as its user input
+    (`engine/_inputs.py` reads its `content`)."""
     return wire.parse_event(
         {
-            "id": out.event_id(),
-            "type": "user.message",
-            "processed_at": None,
+            "id": event_id,
+            "type": "agent.thread_message_received",
+            "processed_at": at,
+            "from_session_thread_id": primary_thread_id(session_id),
             "content": [{"type": "text", "text": text}],
         }
     )

@@ -28,7 +28,7 @@ from ._records import (
 )
 from ._sqlite import SQLiteStore
 from ._sqlite_engine import DatabaseInUse
-from ._webhooks import DeliveryRow, OutboxEvent, WebhookEndpointRow, WebhookStore
+from ._webhooks import DeliveryRecord, DeliveryRow, OutboxEvent, WebhookEndpointRow, WebhookStore
 from ._work import EnvironmentKeyRow, QueueCounts, WorkRow, WorkStore
 
 if TYPE_CHECKING:
@@ -98,5 +98,5 @@ __all__ = [
     "WorkStore",
     "open_store",
 ]
-__all__ += ["DeliveryRow", "OutboxEvent", "WebhookEndpointRow", "WebhookStore"]
+__all__ += ["DeliveryRecord", "DeliveryRow", "OutboxEvent", "WebhookEndpointRow", "WebhookStore"]
 __all__ += ["DeploymentQuery", "DeploymentRow", "DeploymentStore", "RunQuery", "RunRow"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from ._records import IdempotencyRecord, NewEvent, SessionChange, SessionRow, StoredEvent
+from ._webhooks import OutboxEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ class HeldSession(Protocol):
         """`Store.commit_session` inside the hold."""
         ...
 
-    async def delete_session(self, workspace: str) -> bool:
+    async def delete_session(self, workspace: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
         """`Store.delete_session` inside the hold."""
         ...
 

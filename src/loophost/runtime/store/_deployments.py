@@ -136,11 +136,18 @@ class DeploymentStore(Protocol):
         ...
 
     async def fire(
-        self, deployment_id: str, *, expected_next: str, new_next: str | None, body: str, run: RunRow
+        self,
+        deployment_id: str,
+        *,
+        expected_next: str,
+        new_next: str | None,
+        body: str,
+        run: RunRow,
+        webhooks: tuple[OutboxEvent, ...] = (),
     ) -> bool:
         """If the deployment is still active and due at `expected_next`: move `next_run_at` to `new_next`, store
         `body`, and record `run` (pending) unless a run for its scheduled time exists. True when this call
-        recorded the run."""
+        recorded the run; only then are the outbox rows of `webhooks` written, in the same transaction."""
         ...
 
     async def insert_run(self, run: RunRow) -> None: ...

@@ -13,8 +13,11 @@ checked by tests/runtime/store/test_contract_memory.py:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from ._webhooks import OutboxEvent
 
 
 class PathTaken(Exception):
@@ -84,8 +87,8 @@ class VersionQuery:
 
 class MemoryStorage(Protocol):
     # stores
-    async def put_memory_store(self, row: MemoryStoreRow) -> None:
-        """Insert or replace."""
+    async def put_memory_store(self, row: MemoryStoreRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
+        """Insert or replace (with the outbox rows of `webhooks`, in the same transaction)."""
         ...
 
     async def get_memory_store(self, workspace: str, store_id: str) -> MemoryStoreRow | None: ...
@@ -102,8 +105,8 @@ class MemoryStorage(Protocol):
         """Oldest first by (created_at, id), strictly after `after`."""
         ...
 
-    async def delete_memory_store(self, workspace: str, store_id: str) -> bool:
-        """Cascades to memories, versions and attachments."""
+    async def delete_memory_store(self, workspace: str, store_id: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
+        """Cascades to memories, versions and attachments; `webhooks` are written only when it existed."""
         ...
 
     # memories

@@ -333,7 +333,7 @@ class PostgresStore:
             self._publish(stored)
             return revision, stored
 
-    async def delete_session(self, workspace: str, session_id: str) -> bool:
+    async def delete_session(self, workspace: str, session_id: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
         if has_nul((workspace, session_id)):
             return False
         async with self._locks.hold(session_id), self._db.connection() as conn, conn.transaction():
@@ -342,7 +342,7 @@ class PostgresStore:
             )
             if await cur.fetchone() is None:
                 return False
-            return await log.delete_session(conn, session_id) == 1
+            return await log.delete_session(conn, session_id, webhooks) == 1
 
     # the event log ----------------------------------------------------------------------------------------
     async def list_events(self, session_id: str, query: EventQuery) -> list[StoredEvent]:
@@ -484,12 +484,13 @@ class PostgresStore:
         return deleted == 1
 
     # vaults and credentials ---------------------------------------------------------------------------------
-    async def put_vault(self, row: VaultRow) -> None:
-        await self._db.store(
+    async def put_vault(self, row: VaultRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
+        await self._store_with_outbox(
             f"INSERT INTO vaults ({_VAULT_COLS}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
             " workspace = EXCLUDED.workspace, created_at = EXCLUDED.created_at, archived_at = EXCLUDED.archived_at,"
             " body = EXCLUDED.body",
             (row.workspace, row.id, row.created_at, row.archived_at, row.body),
+            webhooks,
         )
 
     async def get_vault(self, workspace: str, vault_id: str) -> VaultRow | None:
@@ -504,7 +505,7 @@ class PostgresStore:
         rows = await self._db.all(f"SELECT {_VAULT_COLS} FROM vaults WHERE " + " AND ".join(where) + tail, args)
         return [VaultRow(*r) for r in rows]
 
-    async def delete_vault(self, workspace: str, vault_id: str) -> bool:
+    async def delete_vault(self, workspace: str, vault_id: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
         if has_nul((workspace, vault_id)):
             return False
         async with self._db.connection() as conn, conn.transaction():
@@ -512,9 +513,13 @@ class PostgresStore:
             if cur.rowcount != 1:
                 return False
             await conn.execute("DELETE FROM vault_credentials WHERE vault_id = %s", (vault_id,))
+            if webhooks:
+                await conn.execute(*outbox_part(webhooks, gate=None))
             return True
 
-    async def insert_credential(self, row: CredentialRow, *, max_active: int) -> None:
+    async def insert_credential(
+        self, row: CredentialRow, *, max_active: int, webhooks: Sequence[OutboxEvent] = ()
+    ) -> None:
         values = _credential_values(row)
         async with self._db.connection() as conn, conn.transaction():
             # the vault's row lock makes count-then-insert atomic against inserts on other nodes
@@ -537,9 +542,13 @@ class PostgresStore:
                     "an active credential of this vault already has this MCP server URL or secret name",
                     code="duplicate_credential",
                 ) from exc
+            if webhooks:
+                await conn.execute(*outbox_part(webhooks, gate=None))
 
-    async def update_credential(self, row: CredentialRow, *, expected_revision: int) -> bool:
-        updated = await self._db.store(
+    async def update_credential(
+        self, row: CredentialRow, *, expected_revision: int, webhooks: Sequence[OutboxEvent] = ()
+    ) -> bool:
+        updated = await self._store_with_outbox(
             "UPDATE vault_credentials SET archived_at = %s, match_key = %s, revision = %s, body = %s, secret = %s"
             " WHERE id = %s AND workspace = %s AND vault_id = %s AND revision = %s",
             (
@@ -553,6 +562,7 @@ class PostgresStore:
                 row.vault_id,
                 expected_revision,
             ),
+            webhooks,
         )
         return updated == 1
 
@@ -572,9 +582,13 @@ class PostgresStore:
         )
         return [_credential(r) for r in rows]
 
-    async def delete_credential(self, workspace: str, vault_id: str, credential_id: str) -> bool:
-        deleted = await self._db.run(
+    async def delete_credential(
+        self, workspace: str, vault_id: str, credential_id: str, *, webhooks: Sequence[OutboxEvent] = ()
+    ) -> bool:
+        deleted = await self._store_with_outbox(
             "DELETE FROM vault_credentials WHERE id = %s AND workspace = %s AND vault_id = %s",
             (credential_id, workspace, vault_id),
+            webhooks,
+            keyed=True,
         )
         return deleted == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._census import Counts
 from ._postgres_db import Database
-from ._sqlite_census import QUEUED, SESSIONS, WORK
+from ._sqlite_census import BACKLOG, QUEUED, SESSIONS, WORK
 
 
 class PostgresCensus:
@@ -15,8 +15,10 @@ class PostgresCensus:
         sessions = await self._db.all(SESSIONS)
         work = await self._db.all(WORK)
         queued = await self._db.all(QUEUED)
+        ((backlog,),) = await self._db.all(BACKLOG)
         return Counts(
             {str(k): int(n) for k, n in sessions},
             {str(k): int(n) for k, n in work},
             {str(k): int(n) for k, n in queued},
+            int(backlog),
         )

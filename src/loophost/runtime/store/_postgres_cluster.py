@@ -43,6 +43,7 @@ from ._cluster import Fence, Lease, Notice
 from ._postgres_db import CONNECTION_ERRORS, Connection, Database, has_nul, unavailable
 from ._records import IdempotencyRecord, NewEvent, SessionChange, SessionRow, StoredEvent
 from ._sql import session_row
+from ._webhooks import OutboxEvent
 
 if TYPE_CHECKING:
     from ._postgres import PostgresStore
@@ -266,10 +267,10 @@ class Held:
         self._cluster._store._publish(stored)
         return revision, stored
 
-    async def delete_session(self, workspace: str) -> bool:
+    async def delete_session(self, workspace: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
         if self.row is None or self.row.workspace != workspace:
             return False
-        await self._write(log.delete_session(self._conn, self.session_id))
+        await self._write(log.delete_session(self._conn, self.session_id, webhooks))
         return True
 
     async def _write(self, write: Coroutine[Any, Any, T]) -> T:

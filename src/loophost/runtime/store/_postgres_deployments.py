@@ -94,17 +94,29 @@ class PostgresDeploymentStore:
         return [_deployment(r) for r in await self._db.all(sql, (now, limit))]
 
     async def fire(
-        self, deployment_id: str, *, expected_next: str, new_next: str | None, body: str, run: RunRow
+        self,
+        deployment_id: str,
+        *,
+        expected_next: str,
+        new_next: str | None,
+        body: str,
+        run: RunRow,
+        webhooks: tuple[OutboxEvent, ...] = (),
     ) -> bool:
         params: dict[str, Any] = dict(zip(_RUN_NAMES, values(run), strict=True))
         params.update({"did": deployment_id, "expected": expected_next, "new_next": new_next, "dbody": body})
         selected = ", ".join(f"%({n})s" for n in _RUN_NAMES)
+        outbox = ""
+        if webhooks:  # written only when the run was recorded (gated on `r`)
+            outbox_sql, outbox_params = outbox_part(webhooks, gate="r")
+            outbox = f", w AS ({outbox_sql})"
+            params.update(outbox_params)
         r = await self._db.one(
             "WITH m AS (UPDATE deployments SET next_run_at = %(new_next)s, body = %(dbody)s"
             " WHERE id = %(did)s AND next_run_at = %(expected)s AND status = 'active' AND archived_at IS NULL"
             " RETURNING id),"
             f" r AS (INSERT INTO deployment_runs ({RUN_COLUMNS}) SELECT {selected} FROM m"
-            " ON CONFLICT DO NOTHING RETURNING id)"
+            f" ON CONFLICT DO NOTHING RETURNING id){outbox}"
             " SELECT count(*) FROM r",
             params,
         )

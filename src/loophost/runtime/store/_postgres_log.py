@@ -272,10 +272,11 @@ async def raise_stale(conn: Connection, session_id: str, expected: int | None, f
 SESSION_TABLES = ("events", "idempotency", "checkpoint_entries", "session_resources")
 
 
-async def delete_session(conn: Connection, session_id: str) -> int:
+async def delete_session(conn: Connection, session_id: str, webhooks: Sequence[OutboxEvent] = ()) -> int:
     """Delete the session's row, then what hangs off it (the row first: its lock waits for a commit in flight on
-    any node, and a later one finds it gone); the rows the first delete removed. Notifies `loophost_events` with
-    `<session id>:<last seq + 1>:deleted`, so other nodes end the session's streams."""
+    any node, and a later one finds it gone), and write the outbox rows of `webhooks`; the rows the first delete
+    removed. Notifies `loophost_events` with `<session id>:<last seq + 1>:deleted`, so other nodes end the
+    session's streams."""
     cur = await conn.execute(
         "WITH d AS (DELETE FROM sessions WHERE id = %(sid)s RETURNING last_seq)"
         " SELECT pg_notify('loophost_events', %(sid)s || ':' || (last_seq + 1) || ':deleted') FROM d",
@@ -285,4 +286,7 @@ async def delete_session(conn: Connection, session_id: str) -> int:
         return 0
     for table in SESSION_TABLES:
         await conn.execute(f"DELETE FROM {table} WHERE session_id = %s", (session_id,))
+    if webhooks:
+        outbox, params = outbox_part(webhooks, gate=None)
+        await conn.execute(outbox, params)
     return 1

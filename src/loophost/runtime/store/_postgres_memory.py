@@ -3,6 +3,7 @@ transaction; everything else is one statement in autocommit mode."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import errors
@@ -10,6 +11,8 @@ from psycopg import errors
 from . import _memory_sql as q
 from ._memory import MemoryRow, MemoryStoreRow, MemoryVersionRow, PathTaken, VersionQuery
 from ._postgres_db import Database, nul_is_invalid
+from ._postgres_webhooks import outbox_part
+from ._webhooks import OutboxEvent
 
 P = "%s"
 
@@ -21,12 +24,20 @@ class PostgresMemoryStorage:
         self._db = db
 
     # stores --------------------------------------------------------------------------------------------------
-    async def put_memory_store(self, row: MemoryStoreRow) -> None:
-        await self._db.store(
+    async def put_memory_store(self, row: MemoryStoreRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
+        sql = (
             f"INSERT INTO memory_stores ({q.STORE_COLS}) VALUES (%s, %s, %s, %s, %s)"
-            " ON CONFLICT (id) DO UPDATE SET archived_at = EXCLUDED.archived_at, body = EXCLUDED.body",
-            (row.workspace, row.id, row.created_at, row.archived_at, row.body),
+            " ON CONFLICT (id) DO UPDATE SET archived_at = EXCLUDED.archived_at, body = EXCLUDED.body"
         )
+        args = (row.workspace, row.id, row.created_at, row.archived_at, row.body)
+        if not webhooks:
+            await self._db.store(sql, args)
+            return
+        outbox, params = outbox_part(webhooks, gate=None)
+        async with self._db.connection() as conn, conn.transaction():
+            with nul_is_invalid(args):
+                await conn.execute(sql, args)
+            await conn.execute(outbox, params)
 
     async def get_memory_store(self, workspace: str, store_id: str) -> MemoryStoreRow | None:
         r = await self._db.one(
@@ -55,7 +66,7 @@ class PostgresMemoryStorage:
         )
         return [q.store_row(r) for r in await self._db.all(sql, args)]
 
-    async def delete_memory_store(self, workspace: str, store_id: str) -> bool:
+    async def delete_memory_store(self, workspace: str, store_id: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
         async with self._db.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "DELETE FROM memory_stores WHERE id = %s AND workspace = %s", (store_id, workspace)
@@ -64,6 +75,9 @@ class PostgresMemoryStorage:
                 return False
             for table in ("memories", "memory_versions", "memory_attachments"):
                 await conn.execute(f"DELETE FROM {table} WHERE store_id = %s", (store_id,))
+            if webhooks:
+                outbox, params = outbox_part(webhooks, gate=None)
+                await conn.execute(outbox, params)
             return True
 
     # memories ------------------------------------------------------------------------------------------------

@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._postgres_db import Database
-from ._webhooks import DeliveryRow, OutboxEvent, WebhookEndpointRow, delivery_row, endpoint_row
+from ._webhooks import (
+    DELIVERY_RECORD_COLS,
+    DeliveryRecord,
+    DeliveryRow,
+    OutboxEvent,
+    WebhookEndpointRow,
+    delivery_record,
+    delivery_row,
+    endpoint_row,
+)
 
 _ENDPOINT_COLS = (
     "workspace, id, url, enabled_events, state, disabled_reason, name, description, created_at, updated_at, secret,"
@@ -184,6 +193,19 @@ class PostgresWebhookStore:
             "UPDATE webhook_endpoints SET state = 'disabled', disabled_reason = %s, updated_at = %s WHERE id = %s",
             (reason, at, endpoint_id),
         )
+
+    async def recent_deliveries(
+        self, endpoint_id: str, *, before: tuple[str, str] | None, limit: int
+    ) -> list[DeliveryRecord]:
+        where, args = "endpoint_id = %s", [endpoint_id]
+        if before is not None:
+            where += " AND (created_at, event_id) < (%s, %s)"
+            args += list(before)
+        sql = (
+            f"SELECT {DELIVERY_RECORD_COLS} FROM webhook_deliveries WHERE {where}"
+            " ORDER BY created_at DESC, event_id DESC LIMIT %s"
+        )
+        return [delivery_record(r) for r in await self._db.all(sql, [*args, limit])]
 
     async def delivery_state(self, endpoint_id: str, event_id: str) -> tuple[str, int, str | None] | None:
         r = await self._db.one(

@@ -139,7 +139,9 @@ class Store(Protocol):
         revision and the stored events."""
         ...
 
-    async def delete_session(self, workspace: str, session_id: str) -> bool: ...
+    async def delete_session(
+        self, workspace: str, session_id: str, *, webhooks: Sequence[OutboxEvent] = ()
+    ) -> bool: ...
 
     # the event log
     async def list_events(self, session_id: str, query: EventQuery) -> list[StoredEvent]: ...
@@ -188,24 +190,29 @@ class Store(Protocol):
     async def delete_session_resource(self, session_id: str, resource_id: str) -> bool: ...
 
     # vaults and their credentials (secrets arrive encrypted; the store never sees a plain one)
-    async def put_vault(self, row: VaultRow) -> None:
-        """Insert the vault, or replace the one with the same id."""
+    async def put_vault(self, row: VaultRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
+        """Insert the vault, or replace the one with the same id (with the outbox rows of `webhooks`)."""
         ...
 
     async def get_vault(self, workspace: str, vault_id: str) -> VaultRow | None: ...
     async def list_vaults(self, workspace: str, query: ListQuery) -> list[VaultRow]: ...
-    async def delete_vault(self, workspace: str, vault_id: str) -> bool:
-        """Remove the vault and every credential in it."""
+    async def delete_vault(self, workspace: str, vault_id: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
+        """Remove the vault and every credential in it (`webhooks` are written only when it existed)."""
         ...
 
-    async def insert_credential(self, row: CredentialRow, *, max_active: int) -> None:
+    async def insert_credential(
+        self, row: CredentialRow, *, max_active: int, webhooks: Sequence[OutboxEvent] = ()
+    ) -> None:
         """`Conflict(code="duplicate_credential")` when an active credential of the vault has the same
         `match_key`; `Conflict(code="credential_limit")` when the vault already holds `max_active` active ones."""
         ...
 
-    async def update_credential(self, row: CredentialRow, *, expected_revision: int) -> bool:
+    async def update_credential(
+        self, row: CredentialRow, *, expected_revision: int, webhooks: Sequence[OutboxEvent] = ()
+    ) -> bool:
         """Replace the credential if its stored revision is `expected_revision` (compare-and-set); False if not
-        (another writer got there first, or it is gone). `row.revision` is the new revision."""
+        (another writer got there first, or it is gone). `row.revision` is the new revision. `webhooks` are
+        written only when it was replaced."""
         ...
 
     async def get_credential(self, workspace: str, vault_id: str, credential_id: str) -> CredentialRow | None: ...
@@ -213,4 +220,6 @@ class Store(Protocol):
         """By (created_at, id), archived ones only with `query.include_archived`."""
         ...
 
-    async def delete_credential(self, workspace: str, vault_id: str, credential_id: str) -> bool: ...
+    async def delete_credential(
+        self, workspace: str, vault_id: str, credential_id: str, *, webhooks: Sequence[OutboxEvent] = ()
+    ) -> bool: ...

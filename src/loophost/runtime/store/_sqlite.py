@@ -439,11 +439,12 @@ class SQLiteStore:
 
         return await self._engine.write(fn)
 
-    async def delete_session(self, workspace: str, session_id: str) -> bool:
+    async def delete_session(self, workspace: str, session_id: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
         def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
             cur = conn.execute("DELETE FROM sessions WHERE id = ? AND workspace = ?", (session_id, workspace))
             if cur.rowcount != 1:
                 return False, ()
+            write_outbox(conn, webhooks)
             self._engine.seqs.forget(session_id)
             conn.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM idempotency WHERE session_id = ?", (session_id,))
@@ -654,12 +655,13 @@ class SQLiteStore:
         return await self._engine.write(fn)
 
     # vaults and credentials ---------------------------------------------------------------------------------
-    async def put_vault(self, row: VaultRow) -> None:
+    async def put_vault(self, row: VaultRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
         def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
             conn.execute(
                 f"INSERT OR REPLACE INTO vaults ({_VAULT_COLS}) VALUES (?,?,?,?,?)",
                 (row.workspace, row.id, row.created_at, row.archived_at, row.body),
             )
+            write_outbox(conn, webhooks)
             return None, ()
 
         await self._engine.write(fn)
@@ -681,17 +683,20 @@ class SQLiteStore:
 
         return await self._engine.read(fn)
 
-    async def delete_vault(self, workspace: str, vault_id: str) -> bool:
+    async def delete_vault(self, workspace: str, vault_id: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
         def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
             cur = conn.execute("DELETE FROM vaults WHERE id = ? AND workspace = ?", (vault_id, workspace))
             if cur.rowcount != 1:
                 return False, ()
+            write_outbox(conn, webhooks)
             conn.execute("DELETE FROM vault_credentials WHERE vault_id = ?", (vault_id,))
             return True, ()
 
         return await self._engine.write(fn)
 
-    async def insert_credential(self, row: CredentialRow, *, max_active: int) -> None:
+    async def insert_credential(
+        self, row: CredentialRow, *, max_active: int, webhooks: Sequence[OutboxEvent] = ()
+    ) -> None:
         def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
             active = conn.execute(
                 "SELECT COUNT(*) FROM vault_credentials WHERE vault_id = ? AND archived_at IS NULL", (row.vault_id,)
@@ -708,11 +713,14 @@ class SQLiteStore:
                     "an active credential of this vault already has this MCP server URL or secret name",
                     code="duplicate_credential",
                 ) from exc
+            write_outbox(conn, webhooks)
             return None, ()
 
         await self._engine.write(fn)
 
-    async def update_credential(self, row: CredentialRow, *, expected_revision: int) -> bool:
+    async def update_credential(
+        self, row: CredentialRow, *, expected_revision: int, webhooks: Sequence[OutboxEvent] = ()
+    ) -> bool:
         def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
             cur = conn.execute(
                 "UPDATE vault_credentials SET archived_at = ?, match_key = ?, revision = ?, body = ?, secret = ? "
@@ -729,6 +737,8 @@ class SQLiteStore:
                     expected_revision,
                 ),
             )
+            if cur.rowcount == 1:
+                write_outbox(conn, webhooks)
             return cur.rowcount == 1, ()
 
         return await self._engine.write(fn)
@@ -751,12 +761,16 @@ class SQLiteStore:
 
         return await self._engine.read(fn)
 
-    async def delete_credential(self, workspace: str, vault_id: str, credential_id: str) -> bool:
+    async def delete_credential(
+        self, workspace: str, vault_id: str, credential_id: str, *, webhooks: Sequence[OutboxEvent] = ()
+    ) -> bool:
         def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
             cur = conn.execute(
                 "DELETE FROM vault_credentials WHERE id = ? AND workspace = ? AND vault_id = ?",
                 (credential_id, workspace, vault_id),
             )
+            if cur.rowcount == 1:
+                write_outbox(conn, webhooks)
             return cur.rowcount == 1, ()
 
         return await self._engine.write(fn)

@@ -10,6 +10,7 @@ from ._sqlite_engine import SQLiteEngine
 SESSIONS = "SELECT status, COUNT(*) FROM sessions GROUP BY status"
 WORK = "SELECT state, COUNT(*) FROM work_items WHERE state <> 'stopped' GROUP BY state"
 QUEUED = "SELECT environment_id, COUNT(*) FROM work_items WHERE state = 'queued' GROUP BY environment_id"
+BACKLOG = "SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'"
 
 
 class SQLiteCensus:
@@ -22,6 +23,7 @@ class SQLiteCensus:
                 {str(k): int(n) for k, n in conn.execute(SESSIONS)},
                 {str(k): int(n) for k, n in conn.execute(WORK)},
                 {str(k): int(n) for k, n in conn.execute(QUEUED)},
+                int(conn.execute(BACKLOG).fetchone()[0]),
             )
 
         return await self._engine.read(fn)

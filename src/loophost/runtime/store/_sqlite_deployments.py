@@ -88,7 +88,14 @@ class SQLiteDeploymentStore:
         return [_deployment(r) for r in await self._all(sql, (now, limit))]
 
     async def fire(
-        self, deployment_id: str, *, expected_next: str, new_next: str | None, body: str, run: RunRow
+        self,
+        deployment_id: str,
+        *,
+        expected_next: str,
+        new_next: str | None,
+        body: str,
+        run: RunRow,
+        webhooks: tuple[OutboxEvent, ...] = (),
     ) -> bool:
         def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
             moved = conn.execute(
@@ -98,7 +105,10 @@ class SQLiteDeploymentStore:
             )
             if moved.rowcount != 1:
                 return False, ()
-            return conn.execute(_RUN_INSERT, values(run)).rowcount == 1, ()
+            recorded = conn.execute(_RUN_INSERT, values(run)).rowcount == 1
+            if recorded:
+                write_outbox(conn, webhooks)
+            return recorded, ()
 
         return await self._engine.write(fn)
 

@@ -11,6 +11,8 @@ from . import _memory_sql as q
 from ._memory import MemoryRow, MemoryStoreRow, MemoryVersionRow, PathTaken, VersionQuery
 from ._records import StoredEvent
 from ._sqlite_engine import SQLiteEngine
+from ._sqlite_webhooks import write_outbox
+from ._webhooks import OutboxEvent
 
 P = "?"
 
@@ -41,11 +43,16 @@ class SQLiteMemoryStorage:
         return await self._engine.read(fn)
 
     # stores --------------------------------------------------------------------------------------------------
-    async def put_memory_store(self, row: MemoryStoreRow) -> None:
-        await self._write(
-            f"INSERT OR REPLACE INTO memory_stores ({q.STORE_COLS}) VALUES (?,?,?,?,?)",
-            (row.workspace, row.id, row.created_at, row.archived_at, row.body),
-        )
+    async def put_memory_store(self, row: MemoryStoreRow, *, webhooks: Sequence[OutboxEvent] = ()) -> None:
+        def fn(conn: sqlite3.Connection) -> tuple[None, Sequence[StoredEvent]]:
+            conn.execute(
+                f"INSERT OR REPLACE INTO memory_stores ({q.STORE_COLS}) VALUES (?,?,?,?,?)",
+                (row.workspace, row.id, row.created_at, row.archived_at, row.body),
+            )
+            write_outbox(conn, webhooks)
+            return None, ()
+
+        await self._engine.write(fn)
 
     async def get_memory_store(self, workspace: str, store_id: str) -> MemoryStoreRow | None:
         r = await self._one(
@@ -74,13 +81,14 @@ class SQLiteMemoryStorage:
         )
         return [q.store_row(r) for r in await self._all(sql, args)]
 
-    async def delete_memory_store(self, workspace: str, store_id: str) -> bool:
+    async def delete_memory_store(self, workspace: str, store_id: str, *, webhooks: Sequence[OutboxEvent] = ()) -> bool:
         def fn(conn: sqlite3.Connection) -> tuple[bool, Sequence[StoredEvent]]:
             cur = conn.execute("DELETE FROM memory_stores WHERE id = ? AND workspace = ?", (store_id, workspace))
             if cur.rowcount != 1:
                 return False, ()
             for table in ("memories", "memory_versions", "memory_attachments"):
                 conn.execute(f"DELETE FROM {table} WHERE store_id = ?", (store_id,))
+            write_outbox(conn, webhooks)
             return True, ()
 
         return await self._engine.write(fn)

@@ -8,7 +8,16 @@ from typing import Any
 
 from ._records import StoredEvent
 from ._sqlite_engine import SQLiteEngine
-from ._webhooks import DeliveryRow, OutboxEvent, WebhookEndpointRow, delivery_row, endpoint_row
+from ._webhooks import (
+    DELIVERY_RECORD_COLS,
+    DeliveryRecord,
+    DeliveryRow,
+    OutboxEvent,
+    WebhookEndpointRow,
+    delivery_record,
+    delivery_row,
+    endpoint_row,
+)
 
 _ENDPOINT_COLS = (
     "workspace, id, url, enabled_events, state, disabled_reason, name, description, created_at, updated_at, secret,"
@@ -201,6 +210,19 @@ class SQLiteWebhookStore:
             "UPDATE webhook_endpoints SET state = 'disabled', disabled_reason = ?, updated_at = ? WHERE id = ?",
             (reason, at, endpoint_id),
         )
+
+    async def recent_deliveries(
+        self, endpoint_id: str, *, before: tuple[str, str] | None, limit: int
+    ) -> list[DeliveryRecord]:
+        where, args = "endpoint_id = ?", [endpoint_id]
+        if before is not None:
+            where += " AND (created_at, event_id) < (?, ?)"
+            args += list(before)
+        sql = (
+            f"SELECT {DELIVERY_RECORD_COLS} FROM webhook_deliveries WHERE {where}"
+            " ORDER BY created_at DESC, event_id DESC LIMIT ?"
+        )
+        return [delivery_record(r) for r in await self._all(sql, [*args, limit])]
 
     async def delivery_state(self, endpoint_id: str, event_id: str) -> tuple[str, int, str | None] | None:
         rows = await self._all(

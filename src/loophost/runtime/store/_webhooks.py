@@ -61,6 +61,32 @@ class DeliveryRow:
     secret: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """A delivery as an operator reads it (no payload, no secret): newest first in `recent_deliveries`."""
+
+    event_id: str
+    type: str
+    created_at: str
+    state: str
+    """`pending`, `delivered` or `failed` (given up)."""
+    attempts: int
+    last_error: str | None
+    next_attempt_at: str
+    delivered_at: str | None
+
+
+DELIVERY_RECORD_COLS = "event_id, type, created_at, state, attempts, last_error, next_attempt_at, delivered_at"
+"""The columns of `DeliveryRecord`, in order, as both backends select them."""
+
+
+def delivery_record(r: Sequence[Any]) -> DeliveryRecord:
+    event_id, event_type, created_at, state, attempts, last_error, next_attempt_at, delivered_at = r
+    return DeliveryRecord(
+        event_id, event_type, created_at, state, int(attempts), last_error, next_attempt_at, delivered_at
+    )
+
+
 def endpoint_row(r: Sequence[Any]) -> WebhookEndpointRow:
     """An endpoint row as both backends select it (the columns of `WebhookEndpointRow`, in order)."""
     workspace, endpoint_id, url, events, state, reason, name, description, created, updated, secret, failures = r
@@ -122,6 +148,13 @@ class WebhookStore(Protocol):
         ...
 
     async def disable_endpoint(self, endpoint_id: str, reason: str, *, at: str) -> None: ...
+    async def recent_deliveries(
+        self, endpoint_id: str, *, before: tuple[str, str] | None, limit: int
+    ) -> list[DeliveryRecord]:
+        """The endpoint's deliveries, newest event first (by `created_at`, then event id), strictly before the
+        (created_at, event_id) position `before` when given."""
+        ...
+
     async def delivery_state(self, endpoint_id: str, event_id: str) -> tuple[str, int, str | None] | None:
         """(state, attempts, last error) of a delivery; for tests and operators."""
         ...

@@ -508,24 +508,53 @@ class Toolset:
         session; notes about files that could not be saved. Raises when a store cannot be written (the next call
         tries again: nothing is marked synced that was not)."""
         state = self._sessions.get(session_id)
-        host = self._host
-        if state is None or host is None or not state.memory:
+        if state is None or self._host is None or not state.memory:
             return []
-        notes: list[str] = []
         async with state.outputs_lock:
-            for mount in state.memory:
+            return await self._sync_mounts(state.workspace, session_id, state.dirs, state.memory)
 
-                async def write(path: str, content: str, mount: MemoryMount = mount) -> None:
-                    await host.memory.session_write(state.workspace, mount.store_id, path, content, session_id)
+    async def _sync_mounts(
+        self, workspace: str, session_id: str, dirs: SessionDirs, mounts: Sequence[MemoryMount]
+    ) -> list[str]:
+        host = self._need_host()
+        notes: list[str] = []
+        for mount in mounts:
 
-                async def remove(path: str, mount: MemoryMount = mount) -> None:
-                    await host.memory.session_delete(state.workspace, mount.store_id, path, session_id)
+            async def write(path: str, content: str, mount: MemoryMount = mount) -> None:
+                await host.memory.session_write(workspace, mount.store_id, path, content, session_id)
 
-                async def files(mount: MemoryMount = mount) -> tuple[dict[str, bytes], list[str]]:
-                    return await asyncio.to_thread(scan_memory, state.dirs, mount)
+            async def remove(path: str, mount: MemoryMount = mount) -> None:
+                await host.memory.session_delete(workspace, mount.store_id, path, session_id)
 
-                notes += await sync_mount(state.dirs, mount, write, remove, files)
+            async def files(mount: MemoryMount = mount) -> tuple[dict[str, bytes], list[str]]:
+                return await asyncio.to_thread(scan_memory, dirs, mount)
+
+            notes += await sync_mount(dirs, mount, write, remove, files)
         return notes
+
+    def memory_sessions(self) -> list[str]:
+        """The sessions whose workspace here holds a memory index: those that mounted a memory store, whose
+        mounts may hold writes the stores lack (blocking: call it in a thread)."""
+        root = self.workspaces.root
+        if not root.is_dir():
+            return []
+        return sorted({index.parents[2].name for index in root.glob("*/private/memory/*.json")})
+
+    async def sync_memory_after_restart(self, workspace: str, session: wire.Session) -> None:
+        """What the session wrote to its read-write memory mounts that the stores lack, synced now: a call
+        interrupted by a crash of the runtime wrote it but never got its result committed, so neither that
+        call's sync nor the session's idle sync ran. Called on startup before sessions resume (the runtime's
+        `open`); a failure is logged, and the session's next sync tries again."""
+        if session.id in self._sessions or not await asyncio.to_thread(self.workspaces.exists, session.id):
+            return
+        mounts = memory_mounts(session)
+        if not mounts:
+            return
+        dirs = await asyncio.to_thread(self.workspaces.ensure, session.id)
+        try:
+            await self._sync_mounts(workspace, session.id, dirs, mounts)
+        except Exception:  # retried at the session's next sync; nothing is marked synced that was not
+            log.exception("session %s: syncing memory after a restart failed", session.id)
 
     def _tool_config(self, session: wire.Session, name: str) -> wire.AgentToolConfig | None:
         for tool in session.agent.tools:

@@ -43,6 +43,19 @@ async def update_webhook(webhook_id: str, params: wire.WebhookUpdateParams, ws: 
     return json_response(await rt.webhooks.update(ws, webhook_id, params))
 
 
+@router.get(
+    "/webhooks/{webhook_id}/deliveries",
+    response_model=wire.CursorPage[wire.WebhookDelivery],
+    responses=ERROR_RESPONSES,
+)
+async def list_webhook_deliveries(
+    webhook_id: str, ws: Workspace, rt: Runtime_, limit: Limit = None, page: Page = None
+) -> Response:
+    """The endpoint's deliveries, newest event first: state (`pending`, `delivered`, `failed`), attempts, the last
+    error and the next try (loophost's own; the console's webhooks view reads it)."""
+    return json_response(await rt.webhooks.deliveries(ws, webhook_id, limit=limit, page=page))
+
+
 @router.post(
     "/webhooks/{webhook_id}/regenerate_signing_secret",
     response_model=wire.WebhookSigningSecret,

@@ -9,6 +9,7 @@ import { SessionView } from "./views/session.js";
 import { AgentsView, AgentView } from "./views/agents.js";
 import { EnvironmentsView } from "./views/environments.js";
 import { VaultsView } from "./views/vaults.js";
+import { WebhooksView } from "./views/webhooks.js";
 
 function KeyForm() {
   const [value, setValue] = useState("");
@@ -68,6 +69,7 @@ function Nav({ section }) {
       <ul>
         ${item("/", "sessions", "Sessions")} ${item("/agents", "agents", "Agents")}
         ${item("/environments", "environments", "Environments")} ${item("/vaults", "vaults", "Vaults")}
+        ${item("/webhooks", "webhooks", "Webhooks")}
       </ul>
     </nav>
     <button class="quiet" onClick=${forgetKey}>Forget key</button>
@@ -83,8 +85,9 @@ function Routes() {
   else if (section === "agents") view = html`<${AgentsView} />`;
   else if (section === "environments") view = html`<${EnvironmentsView} />`;
   else if (section === "vaults") view = html`<${VaultsView} />`;
+  else if (section === "webhooks") view = html`<${WebhooksView} />`;
   else view = html`<${SessionsView} />`;
-  const current = ["agents", "environments", "vaults"].includes(section) ? section : "sessions";
+  const current = ["agents", "environments", "vaults", "webhooks"].includes(section) ? section : "sessions";
   return html`<${Nav} section=${current} />
     <main id="main" tabindex="-1">${view}</main>`;
 }

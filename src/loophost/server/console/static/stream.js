@@ -8,6 +8,9 @@
 //   or `session.deleted`.
 // Previews (`event_start` / `event_delta`, never persisted) build the text of a message still being written; the
 // persisted `agent.message` with the same id replaces it.
+// A feed follows the session's log, or with `threadId` one child thread's own log (a multiagent session's lane):
+// `/threads/{tid}/events` and `/threads/{tid}/stream`, with the same promises. With `follow: false` it lists
+// the log once and opens no stream (a lane of a thread that is not running: the browser has few connections).
 
 import { apiUrl, authHeaders, forgetKey, listAll } from "./api.js";
 import { TranscriptBuilder } from "./transcript.js";
@@ -61,17 +64,24 @@ const sleep = (ms, signal) =>
   });
 
 export class SessionFeed {
-  constructor(sessionId, onChange) {
+  constructor(sessionId, onChange, { threadId = null, follow = true } = {}) {
     this.sessionId = sessionId;
+    this.threadId = threadId;
+    this.follow = follow;
+    const base = `/sessions/${encodeURIComponent(sessionId)}`;
+    const thread = threadId ? `${base}/threads/${encodeURIComponent(threadId)}` : null;
+    this._listPath = thread ? `${thread}/events` : `${base}/events`;
+    this._streamPath = thread ? `${thread}/stream` : `${base}/events/stream`;
     this.onChange = onChange;
     this.events = [];
     this.index = new Map(); // event id -> position in `events`
     this.previews = new Map(); // message id -> text streamed so far
     this.transcript = new TranscriptBuilder();
-    this.state = "loading"; // loading | live | reconnecting | ended | error
+    this.state = "loading"; // loading | live | reconnecting | ended | listed (follow: false) | error
     this.error = null;
     this.connections = 0; // streams opened so far (the first, then one per reconnect)
     this.version = 0; // bumped on every change, for renderers
+    this.threadEvents = 0; // `session.thread_*` events held: the thread list is re-read when this changes
     this._abort = new AbortController();
     this._timer = null;
   }
@@ -115,6 +125,7 @@ export class SessionFeed {
     this.index.set(event.id, this.events.length);
     this.events.push(event);
     this.transcript.add(event, this.events.length);
+    if (event.type.startsWith("session.thread_")) this.threadEvents++;
     if (event.type === "agent.message" || event.type === "agent.thinking") this.previews.delete(event.id);
     this._changed();
     return TERMINAL.has(event.type);
@@ -134,7 +145,7 @@ export class SessionFeed {
 
   async _catchUp() {
     const signal = this._abort.signal;
-    const listed = await listAll(`/sessions/${encodeURIComponent(this.sessionId)}/events`, { limit: 1000 }, { signal });
+    const listed = await listAll(this._listPath, { limit: 1000 }, { signal });
     let ended = false;
     for (const event of listed) ended = this._add(event) || ended;
     return ended;
@@ -143,6 +154,7 @@ export class SessionFeed {
   async _run() {
     const signal = this._abort.signal;
     if (await this._catchUp()) return this._set("ended");
+    if (!this.follow) return this._set("listed");
     let delay = 250;
     while (!signal.aborted) {
       let failure = null;
@@ -150,7 +162,7 @@ export class SessionFeed {
         const resume = this.lastId;
         const headers = authHeaders({ accept: "text/event-stream" });
         if (resume) headers["Last-Event-ID"] = resume;
-        const url = apiUrl(`/sessions/${encodeURIComponent(this.sessionId)}/events/stream`, { event_deltas: DELTAS });
+        const url = apiUrl(this._streamPath, { event_deltas: DELTAS });
         const response = await fetch(url, { headers, signal, cache: "no-store" });
         if (response.status === 401) return forgetKey();
         if (response.status === 404) return this._set("ended", new Error("the session no longer exists"));

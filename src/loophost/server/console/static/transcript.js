@@ -22,10 +22,20 @@ const STATUS = new Set([
   "session.deleted",
 ]);
 const QUIET = new Set(["session.status_running", "session.usage", "session.updated"]);
+// a coordinator's messages to and from its threads (multiagent sessions), shown as messages
+const THREAD_MESSAGES = new Set(["agent.thread_message_sent", "agent.thread_message_received"]);
+const THREAD_STATUS = new Set([
+  "session.thread_created",
+  "session.thread_status_running",
+  "session.thread_status_idle",
+  "session.thread_status_rescheduled",
+  "session.thread_status_terminated",
+]);
 
 export class TranscriptBuilder {
   constructor() {
-    this.items = []; // {kind: "input" | "request" | "status" | "outcome" | "other", seq, event, ...}
+    this.items = []; // {kind: "input" | "request" | "status" | "outcome" | "thread" | "other", seq, event, ...}
+    this.threadNames = new Map(); // thread id -> its agent's name, from `session.thread_created`
     this.calls = new Map(); // tool use id -> {event, seq, result, resultSeq, confirmation}
     this.pending = new Map(); // tool use id -> call, while the session waits for it
     this.open = null; // the request being written
@@ -78,6 +88,9 @@ export class TranscriptBuilder {
         }
       }
       this.items.push({ kind: "status", seq, event });
+    } else if (THREAD_MESSAGES.has(type) || THREAD_STATUS.has(type)) {
+      if (type === "session.thread_created") this.threadNames.set(event.session_thread_id, event.agent_name);
+      this.items.push({ kind: "thread", seq, event });
     } else if (type.startsWith("span.outcome_evaluation")) {
       this.items.push({ kind: "outcome", seq, event });
     } else if (type === "session.status_running") {
@@ -111,6 +124,12 @@ export function summary(event) {
     case "user.custom_tool_result":
     case "user.tool_result":
       return (event.is_error ? "error: " : "") + contentText(event.content);
+    case "agent.thread_message_sent":
+      return `to ${event.to_agent_name || event.to_session_thread_id}: ${contentText(event.content)}`;
+    case "agent.thread_message_received":
+      return `from ${event.from_agent_name || event.from_session_thread_id}: ${contentText(event.content)}`;
+    case "session.thread_created":
+      return `${event.agent_name} (${event.session_thread_id})`;
     case "user.tool_confirmation":
       return `${event.result}${event.deny_message ? ": " + event.deny_message : ""}`;
     case "session.status_idle":

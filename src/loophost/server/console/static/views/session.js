@@ -1,4 +1,5 @@
-// One session: its header (status, agent, usage against the budget), steering, and the tabs over its log.
+// One session: its header (status, agent, usage against the budget), steering, and the tabs over its log. A
+// multiagent session (a coordinator with threads) also has a Threads tab: one lane per thread, side by side.
 
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api } from "../api.js";
@@ -7,20 +8,26 @@ import { ErrorNote, fmtMoney, fmtTime, fmtTokens, html, Json, Link, navigate, St
 import { EventLog } from "./events.js";
 import { FilesPanel } from "./files.js";
 import { Steering } from "./steer.js";
+import { ThreadLanes } from "./threads.js";
 import { TranscriptPanel } from "./transcript.js";
 
-const CONNECTION = {
+export const CONNECTION = {
   loading: "loading the log…",
   live: "live",
   reconnecting: "reconnecting…",
   ended: "ended",
   error: "stream failed",
+  listed: "not followed",
 };
 
-/** The session's feed, started on mount and stopped on unmount; re-renders on every (throttled) change. */
-export function useFeed(sessionId) {
+/** The session's feed (or one child thread's, with `threadId`; listed once without `follow`), started on mount
+ * and stopped on unmount; re-renders on every (throttled) change. */
+export function useFeed(sessionId, { threadId = null, follow = true } = {}) {
   const [, setVersion] = useState(0);
-  const feed = useMemo(() => new SessionFeed(sessionId, (f) => setVersion(f.version)), [sessionId]);
+  const feed = useMemo(
+    () => new SessionFeed(sessionId, (f) => setVersion(f.version), { threadId, follow }),
+    [sessionId, threadId, follow],
+  );
   useEffect(() => {
     feed.start();
     return () => feed.stop();
@@ -54,8 +61,24 @@ function useSession(sessionId, feed) {
   return [session, error];
 }
 
+/** The session's threads (primary first), re-read whenever the log shows a thread created or changing status. */
+function useThreads(sessionId, feed) {
+  const [threads, setThreads] = useState(null);
+  useEffect(() => {
+    let live = true;
+    api(`/sessions/${encodeURIComponent(sessionId)}/threads`).then(
+      (r) => live && setThreads(r.data),
+      () => live && setThreads((t) => t || []),
+    );
+    return () => {
+      live = false;
+    };
+  }, [sessionId, feed.threadEvents]);
+  return threads;
+}
+
 /** The status as the log last said it (the document can lag a moment behind the stream). */
-function liveStatus(feed, session) {
+export function liveStatus(feed, session) {
   for (let i = feed.events.length - 1; i >= 0; i--) {
     const type = feed.events[i].type;
     if (type === "session.status_running") return "running";
@@ -91,8 +114,10 @@ export function SessionView({ sessionId, query }) {
   useEffect(() => {
     if (seqParam) setTab("events"); // a deep link (or a #seq link in the transcript) shows that event
   }, [seqParam]);
+  const threads = useThreads(sessionId, feed);
   const status = liveStatus(feed, session);
   const agent = session && session.agent;
+  const multiagent = Boolean(threads && threads.length > 1);
 
   const chooseTab = (id) => {
     setTab(id);
@@ -100,6 +125,7 @@ export function SessionView({ sessionId, query }) {
   };
   const tabs = [
     { id: "transcript", label: "Transcript" },
+    ...(multiagent ? [{ id: "threads", label: `Threads (${threads.length})` }] : []),
     { id: "events", label: `Events (${feed.events.length})` },
     { id: "files", label: "Files" },
     { id: "details", label: "Details" },
@@ -122,18 +148,15 @@ export function SessionView({ sessionId, query }) {
     <${Tabs} tabs=${tabs} current=${tab} onChange=${chooseTab} label="Session views" />
     <div role="tabpanel" id=${"panel-" + tab} aria-labelledby=${"tab-" + tab} class="panel">
       ${tab === "transcript" && html`<${TranscriptPanel} feed=${feed} />`}
+      ${tab === "threads" && multiagent && html`<${ThreadLanes} sessionId=${sessionId} feed=${feed} threads=${threads} />`}
       ${tab === "events" && html`<${EventLog} feed=${feed} sessionId=${sessionId} seq=${seqParam} />`}
       ${tab === "files" && html`<${FilesPanel} sessionId=${sessionId} session=${session} />`}
-      ${tab === "details" && html`<${Details} session=${session} sessionId=${sessionId} />`}
+      ${tab === "details" && html`<${Details} session=${session} threads=${threads} />`}
     </div>
   </article>`;
 }
 
-function Details({ session, sessionId }) {
-  const [threads, setThreads] = useState(null);
-  useEffect(() => {
-    api(`/sessions/${encodeURIComponent(sessionId)}/threads`).then((r) => setThreads(r.data), () => setThreads([]));
-  }, [sessionId]);
+function Details({ session, threads }) {
   if (!session) return null;
   return html`<div class="details">
     <h2>Threads</h2>
@@ -141,7 +164,7 @@ function Details({ session, sessionId }) {
       <thead><tr><th scope="col">Thread</th><th scope="col">Agent</th><th scope="col">Status</th><th scope="col">Tokens</th></tr></thead>
       <tbody>
         ${(threads || []).map(
-          (t) => html`<tr><td>${t.id}${t.parent_thread_id ? "" : " (primary)"}</td><td>${t.agent && t.agent.name}</td>
+          (t) => html`<tr><td>${t.id}${t.parent_thread_id ? "" : " (primary)"}</td><td>${t.agent && (t.agent.type === "advisor" ? `advisor (${t.agent.model})` : t.agent.name)}</td>
             <td><${StatusBadge} status=${t.status} /></td><td class="num">${fmtTokens(t.usage)}</td></tr>`,
         )}
       </tbody>

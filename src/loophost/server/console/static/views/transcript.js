@@ -1,5 +1,7 @@
 // The transcript tab: model requests with what the agent wrote and called, inputs, statuses, outcomes.
 // Only the newest items are in the DOM (a "show earlier" button adds more), so a long session stays fast.
+// The same panel draws a multiagent session's thread lanes: a child thread's feed has its own seqs, which are not
+// the session log's, so there `sessionId` is null and a seq is shown as text, not as a deep link.
 
 import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { contentText } from "../transcript.js";
@@ -8,6 +10,7 @@ import { fmtClock, html, Link } from "../ui.js";
 const WINDOW = 150;
 
 function SeqLink({ sessionId, seq }) {
+  if (!sessionId) return html`<span class="seq">#${seq}</span>`;
   return html`<${Link} class="seq" to=${`/sessions/${sessionId}?seq=${seq}`} aria-label=${`event ${seq} in the log`}>#${seq}<//>`;
 }
 
@@ -45,6 +48,25 @@ function Part({ part, sessionId }) {
   </div>`;
 }
 
+/** A coordinator's message to or from a thread, or a thread's status, on the primary log. */
+function ThreadItem({ item, sessionId }) {
+  const event = item.event;
+  const link = html`<${SeqLink} sessionId=${sessionId} seq=${item.seq} />`;
+  if (event.type === "agent.thread_message_sent" || event.type === "agent.thread_message_received") {
+    const sent = event.type === "agent.thread_message_sent";
+    // in a thread's own lane, what arrives from the primary thread is its coordinator's delegation
+    const name = sent
+      ? event.to_agent_name || event.to_session_thread_id
+      : event.from_agent_name || (sessionId ? event.from_session_thread_id : "coordinator");
+    return html`<div class=${"msg thread " + (sent ? "to-thread" : "from-thread")} data-thread=${sent ? event.to_session_thread_id : event.from_session_thread_id}>
+      <span class="who">${sent ? `to ${name}` : `from ${name}`}</span> ${link}
+      <div class="text">${contentText(event.content)}</div>
+    </div>`;
+  }
+  const what = event.type === "session.thread_created" ? `thread ${event.agent_name} created` : `thread ${event.session_thread_id} ${event.type.replace("session.thread_status_", "")}`;
+  return html`<div class="status-line thread-status">${what} ${link}</div>`;
+}
+
 function Item({ item, sessionId }) {
   const event = item.event;
   if (item.kind === "request") {
@@ -60,7 +82,8 @@ function Item({ item, sessionId }) {
     </section>`;
   }
   if (item.kind === "input") {
-    const who = event.type === "user.message" ? "you" : event.type.replace(/^user\./, "");
+    // in a thread's own log, the coordinator's delegation is its user.message
+    const who = event.type === "user.message" ? (sessionId ? "you" : "coordinator") : event.type.replace(/^user\./, "");
     const text = event.type === "user.define_outcome" ? event.description : contentText(event.content);
     return html`<div class=${"msg " + event.type.replace(".", "-")}>
       <span class="who">${who}</span> <${SeqLink} sessionId=${sessionId} seq=${item.seq} />
@@ -74,6 +97,7 @@ function Item({ item, sessionId }) {
     if (event.type === "session.error") text = `error: ${(event.error && (event.error.message || event.error.type)) || ""}`;
     return html`<div class=${"status-line " + event.type.replace(".", "-")}>${text} <${SeqLink} sessionId=${sessionId} seq=${item.seq} /></div>`;
   }
+  if (item.kind === "thread") return html`<${ThreadItem} item=${item} sessionId=${sessionId} />`;
   if (item.kind === "outcome") {
     return html`<div class="status-line outcome">outcome ${event.outcome_id} · iteration ${event.iteration}
       ${event.result ? ` · ${event.result}` : ""}${event.explanation ? ` — ${event.explanation}` : ""}
@@ -83,6 +107,7 @@ function Item({ item, sessionId }) {
 }
 
 export function TranscriptPanel({ feed }) {
+  const sessionId = feed.threadId ? null : feed.sessionId;
   const [shown, setShown] = useState(WINDOW);
   const box = useRef(null);
   const items = feed.transcript.items;
@@ -105,7 +130,7 @@ export function TranscriptPanel({ feed }) {
     html`<button class="quiet more" onClick=${() => { pinned.current = false; setShown(shown + WINDOW); }}>
       Show earlier (${from} more)
     </button>`}
-    ${items.slice(from).map((item) => html`<${Item} key=${item.seq} item=${item} sessionId=${feed.sessionId} />`)}
+    ${items.slice(from).map((item) => html`<${Item} key=${item.seq} item=${item} sessionId=${sessionId} />`)}
     ${previews.map(
       ([id, p]) => html`<div class="msg agent streaming" key=${id} data-preview=${id}>
         <span class="who">agent</span> <span class="sub">writing…</span><div class="text">${p.text}</div>
