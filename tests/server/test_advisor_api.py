@@ -50,7 +50,7 @@ def test_the_primary_thread_consults_its_advisor(strict: anthropic.Anthropic, mu
     # the roster the model sees: the advisor, named `advisor`, with its model
     (said,) = [e.content[0].text for e in first if e.type == "agent.message"]
     roster_text, answer = said.split("\nsend_to_agent: ")
-    roster = json.loads(roster_text.removeprefix("list_agents: "))
+    roster = json.loads(roster_text.removeprefix("list_agents: "))["agents"]
     assert [(a["name"], a["model"]) for a in roster] == [("advisor", "scripted")]
     # its answer comes back to the coordinator (the scripted advisor echoes the question)
     assert answer == "echo: which tide?"

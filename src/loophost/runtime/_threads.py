@@ -27,6 +27,14 @@ ADVISOR_AGENT_ID = "advisor"
 """The advisor's id and name on a roster (`engine/_threads.py`); its thread shows `{type:"advisor", model}`. Real
 agent ids start with `agent_`, so it names no stored agent."""
 
+INLINE_AGENT_PREFIX = "inline:"
+"""An inline agent's id on its thread is this prefix and its name (`engine/_threads.py`): it has no stored agent,
+and no real agent id has a colon. Its thread shows `{type:"inline", name, ...}`."""
+
+
+def inline_agent_id(name: str) -> str:
+    return INLINE_AGENT_PREFIX + name
+
 
 def thread_workspace(workspace: str) -> str:
     """Where a workspace's child threads live: apart, so they are never listed or addressed as sessions."""
@@ -117,11 +125,16 @@ class ThreadsMixin(SessionsMixin):
         )
 
 
-def _thread_agent(child: ChildThread, agent: wire.SessionAgent) -> wire.SessionThreadAgent | wire.AdvisorThreadAgent:
-    """The thread's `agent` snapshot: the roster agent it runs, or the advisor as the SDK shows it (its fixed
-    instructions are loophost's, not part of the wire shape)."""
+def _thread_agent(
+    child: ChildThread, agent: wire.SessionAgent
+) -> wire.SessionThreadAgent | wire.AdvisorThreadAgent | wire.InlineThreadAgent:
+    """The thread's `agent` snapshot: the roster agent it runs, the advisor as the SDK shows it (its fixed
+    instructions are loophost's, not part of the wire shape), or an inline agent (no id or version)."""
     if child.agent_id == ADVISOR_AGENT_ID:
         return wire.AdvisorThreadAgent(model=agent.model.id)
+    if child.agent_id.startswith(INLINE_AGENT_PREFIX):
+        fields = {name: getattr(agent, name) for name in wire.InlineThreadAgent.model_fields if name != "type"}
+        return wire.InlineThreadAgent.model_validate(fields).model_copy(deep=True)
     return wire.SessionThreadAgent.from_agent(agent)
 
 

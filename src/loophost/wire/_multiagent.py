@@ -8,6 +8,8 @@ which versions exist. The response always lists `{type:"agent", id, version}`, a
 omitted one resolves to `{type:"disabled"}`. The advisor (a model the primary thread consults mid-turn: a
 coordinator's `{type:"advisor", model}` entry or an enabled `advisor`) is the roster member named `advisor`
 (`runtime/engine/_threads.py`); a coordinator's roster takes at most one, since its one name addresses it.
+`inline_agents` enabled lets the coordinator's model define agents of its own when it delegates
+(`InlineAgentDefinition`).
 """
 
 from __future__ import annotations
@@ -161,6 +163,22 @@ class Multiagent20261001(WireModel):
 
 Multiagent = Annotated[Coordinator | Multiagent20261001, Field(discriminator="type")]
 """The resolved `multiagent` of an agent, as stored and returned."""
+
+# --- inline agents -----------------------------------------------------------------------------------------------
+
+
+class InlineAgentDefinition(ParamsModel):
+    """An inline agent as a coordinator's model defines it in loophost's delegation tool (`send_to_agent
+    {"agent": {...}, "message": TEXT}`, `runtime/engine/_threads.py`); not an SDK request shape, since the
+    delegation tools are loophost's. Its thread shows the SDK's `{type:"inline", ...}` agent. No `tools`,
+    `skills` or `mcp_servers` in this first version: an inline agent runs with none, so they are rejected."""
+
+    name: Annotated[str, Field(min_length=1, max_length=255, pattern=r"\S")]
+    system: Annotated[str, Field(max_length=100_000)] | None = None
+    model: Annotated[str, Field(min_length=1)] | None = None
+    """A model id; none: the coordinator's model."""
+    description: Annotated[str, Field(max_length=2048)] | None = None
+
 
 # --- merge -------------------------------------------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 A child thread is a session of its own, hidden in the workspace `<ws>/threads` (never listed with the caller's
 sessions; its id is the thread's `sthr_...` id), so it has its own history, tools, usage, worker and crash
-recovery, and children run concurrently. Its id is derived from the coordinator session and the roster agent,
-so a delegation retried after a crash finds the thread it already made: one thread per roster agent (at most 20,
-21 with an advisor, within the limit of 25), one level deep (a child never gets delegation tools).
+recovery, and children run concurrently. Its id is derived from the coordinator session and the roster agent
+(or inline agent name), so a delegation retried after a crash finds the thread it already made: one thread per
+roster agent (at most 20, 21 with an advisor) and per inline agent, at most 25 in all, one level deep (a child
+never gets delegation tools).
 
 The advisor (spec-2 §3.1: a coordinator's `{type:"advisor", model}` entry, or `multiagent_20261001.advisor`
 enabled; "a model the primary thread may consult mid-turn") is the roster member named `advisor`, consulted with
@@ -12,6 +13,9 @@ enabled; "a model the primary thread may consult mid-turn") is the roster member
 `model` with no tools and only `ADVISOR_SYSTEM` as instructions (`advisor_agent`), answers the question, keeps its
 history across consultations, and counts in the session's usage and budget like any thread; the thread object
 shows its agent as `{type:"advisor", model}` (`runtime/_threads.py`).
+
+Inline agents, which the coordinator's model defines in its call (`send_to_agent {"agent": {"name": NAME, ...},
+...}`) where its multiagent configuration allows them, run on threads of their own like roster agents (`_inline.py`).
 
 The coordinator's model sees two tools, loophost's own names (never announced as `agent.tool_use`):
 - `list_agents {}`: the roster (name, description, model), answered at once;
@@ -54,6 +58,7 @@ from ..store import EventQuery, SessionRow, Store
 from . import _outbound as out
 from . import _spend
 from ._history import Result
+from ._inline import AGENT_SCHEMA, Roster, address
 
 LIST_AGENTS = "list_agents"
 SEND_TO_AGENT = "send_to_agent"
@@ -97,20 +102,25 @@ def advisor_agent(model: str) -> wire.SessionThreadAgent:
     )
 
 
-def roster_of(agent: wire.SessionAgent) -> list[wire.SessionThreadAgent]:
+def roster_of(agent: wire.SessionAgent) -> Roster:
     """The agents a coordinator may delegate to (its own roster, its advisor included; empty for any other
-    agent)."""
+    agent), and whether it may define inline agents."""
     roster = agent.multiagent
     if isinstance(roster, wire.SessionCoordinator):
-        return [a if isinstance(a, wire.SessionThreadAgent) else advisor_agent(a.model) for a in roster.agents]
+        members = [a if isinstance(a, wire.SessionThreadAgent) else advisor_agent(a.model) for a in roster.agents]
+        return Roster(members, no_inline="a `coordinator` roster has no inline agents")
     if isinstance(roster, wire.SessionMultiagent20261001):
-        members: list[wire.SessionThreadAgent] = []
+        members = []
         if isinstance(roster.advisor, wire.AdvisorEnabled):
             members.append(advisor_agent(roster.advisor.model))
-        if isinstance(roster.subagents, wire.SessionMembersEnabled):
-            members += roster.subagents.predefined_agents
-        return members
-    return []
+        subagents = roster.subagents
+        if not isinstance(subagents, wire.SessionMembersEnabled):
+            return Roster(members, no_inline="subagents are disabled in your multiagent configuration")
+        members += subagents.predefined_agents
+        if subagents.inline_agents.type != "enabled":
+            return Roster(members, no_inline="inline agents are disabled in your multiagent configuration")
+        return Roster(members, inline=agent)
+    return Roster()
 
 
 def delegation_definitions() -> list[ToolDefinition]:
@@ -124,11 +134,13 @@ def delegation_definitions() -> list[ToolDefinition]:
             name=SEND_TO_AGENT,
             description=(
                 "Send a message to one of your agents (by name or id) and get its final answer. The agent keeps its "
-                "own context between your messages; calls in one response run in parallel."
+                "own context between your messages; calls in one response run in parallel. Where inline agents are "
+                "allowed (list_agents says), `agent` may instead define one: {name, system?, model? (default: "
+                "yours), description?}; it has no tools, and a later call with its name continues it."
             ),
             parameters_json_schema={
                 "type": "object",
-                "properties": {"agent": {"type": "string"}, "message": {"type": "string"}},
+                "properties": {"agent": AGENT_SCHEMA, "message": {"type": "string"}},
                 "required": ["agent", "message"],
             },
         ),
@@ -142,17 +154,10 @@ class Threads:
         self._writer = writer
         self._store = store
         self._session_id = session_id
-        self.roster = list(roster)
+        self.roster = roster if isinstance(roster, Roster) else Roster(roster)
 
     def list_agents(self) -> str:
-        return json.dumps(
-            [{"name": a.name, "description": a.description, "model": a.model.id} for a in self.roster], indent=1
-        )
-
-    def _find(self, name: str) -> wire.SessionThreadAgent | None:
-        """By id first, then by name: `advisor` is the advisor even if a roster agent has that name too."""
-        by_id = next((a for a in self.roster if a.id == name), None)
-        return by_id or next((a for a in self.roster if a.name == name), None)
+        return json.dumps(self.roster.listing(), indent=1)
 
     async def delegate(
         self, loaded: LoadedSession, call: ToolCallPart, event_id: str, args: dict[str, Any], busy: set[str]
@@ -163,34 +168,40 @@ class Threads:
         `busy`: the threads an earlier call of the same response waits on. A second call to such an agent is
         deferred (None): it is not sent, and is resolved again once the earlier one was answered (the coordinator
         resumes its response then), so calls to one agent run one after the other, in the response's order."""
-        agent = self._find(str(args.get("agent", "")))
+        known = {t.agent_id: t for t in loaded.internal.threads or []}
+        workspace = thread_workspace(loaded.row.workspace)
+        budgeted = loaded.internal.budget is not None
+        target = await address(
+            self.roster, args.get("agent"), known=known, store=self._store, workspace=workspace, budgeted=budgeted
+        )
+        if isinstance(target, Result):
+            return target
+        agent_id, name, agent = target
         message = args.get("message")
-        if agent is None:
-            names = ", ".join(a.name for a in self.roster) or "none"
-            return Result(f"No agent {args.get('agent')!r} on your roster; the agents are: {names}.", True)
         if not isinstance(message, str) or not message.strip():
             return Result("send_to_agent needs a non-empty `message` string.", True)
-        known = {t.agent_id: t for t in loaded.internal.threads or []}
-        thread = known.get(agent.id) or ChildThread(
-            id=child_thread_id(self._session_id, agent.id), agent_id=agent.id, name=agent.name
+        thread = known.get(agent_id) or ChildThread(
+            id=child_thread_id(self._session_id, agent_id), agent_id=agent_id, name=name
         )
         if thread.id in busy:
             return None
-        if agent.id not in known and len(known) >= MAX_THREADS:
+        if agent_id not in known and len({t.id for t in known.values()} | busy) >= MAX_THREADS:
             return Result(f"At most {MAX_THREADS} threads per session.", True)
         # delegations of this coordinator answered already: a thread still marked as waiting on one of them is
         # about to clear its mark (`notify_parent` answers the coordinator first), so it is free
         answered = {k for k, p in loaded.internal.pending.items() if p.kind == "thread" and p.answer is not None}
-        workspace = thread_workspace(loaded.row.workspace)
         row = await self._store.get_session(workspace, thread.id)
-        with unfenced(), _telemetry.delegation_span(agent.name, agent.id, thread.id, call.tool_call_id) as span:
+        if row is None and agent is None:
+            return Result(f"The thread of {name!r} is gone.", True)
+        with unfenced(), _telemetry.delegation_span(name, agent_id, thread.id, call.tool_call_id) as span:
             if row is None:
+                assert agent is not None
                 await self._create(loaded, workspace, thread, agent, message, event_id)
             elif not await self._send(workspace, thread.id, message, event_id, answered):
                 span.refused()
-                return Result(f"Agent {agent.name!r} is still working on your previous message.", True)
+                return Result(f"Agent {name!r} is still working on your previous message.", True)
         events: list[Any] = []
-        if agent.id not in known:
+        if agent_id not in known:
             events.append(_event("session.thread_created", session_thread_id=thread.id, agent_name=thread.name))
         events.append(
             _event(
@@ -202,7 +213,7 @@ class Threads:
         )
         events.append(_event("session.thread_status_running", session_thread_id=thread.id, agent_name=thread.name))
         pending = PendingAction(kind="thread", tool_use_id=call.tool_call_id, name=SEND_TO_AGENT, thread=thread.id)
-        return pending, events, (thread if agent.id not in known else None)
+        return pending, events, (thread if agent_id not in known else None)
 
     async def settle(self, workspace: str, parked: dict[str, PendingAction]) -> None:
         """After the coordinator parked its delegations: answer those whose thread already stopped (it could not

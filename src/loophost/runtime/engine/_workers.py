@@ -361,7 +361,7 @@ class SessionWorkers:
         from ._threads import Threads, roster_of
 
         roster = roster_of(agent)
-        return Threads(self._writer, self._store, session_id, roster) if roster else None
+        return Threads(self._writer, self._store, session_id, roster) if roster.can_delegate else None
 
     async def _notify_parent(self, loaded: LoadedSession) -> None:
         from ._threads import last_text, notify_parent
