@@ -167,6 +167,8 @@ class _Holding:
     held: HeldSession
     loaded: LoadedSession | None = None
     wakes: list[bool] = field(default_factory=list)
+    outbox: bool = False
+    """A write of the hold wrote outbox rows: the deliverer is woken once the hold has committed them."""
 
 
 class SessionWriter:
@@ -233,6 +235,16 @@ class SessionWriter:
     def _wake(self, session_id: str, holding: _Holding | None) -> None:
         if holding is not None and holding.wakes and self.waker is not None:
             self.waker(session_id, any(holding.wakes))
+        if holding is not None and holding.outbox:
+            self.on_outbox()
+
+    def _outbox_written(self, holding: _Holding | None) -> None:
+        """Wake the deliverer for outbox rows just written: now, or once the hold that wrote them has committed
+        (woken earlier, it would find nothing yet and wait for its next poll)."""
+        if holding is not None:
+            holding.outbox = True
+        else:
+            self.on_outbox()
 
     def _held(self, session_id: str) -> _Holding | None:
         """The lock this task holds on the session's row, if it does."""
@@ -391,7 +403,7 @@ class SessionWriter:
         cancelled, (revision, stored) = await _settled(write)
         _metrics.events_appended(len(stored))
         if hooks:
-            self.on_outbox()
+            self._outbox_written(holding)
         usage = row.usage
         if change.usage is not None:
             usage = TokenCounts(*(a + b for a, b in zip(usage, change.usage, strict=True)))
@@ -442,7 +454,7 @@ class SessionWriter:
             deleted = await self.store.delete_session(workspace, session_id, webhooks=hooks)
         self.forget(session_id)
         if deleted and hooks:
-            self.on_outbox()
+            self._outbox_written(holding)
         return deleted
 
     async def apply(self, session_id: str, build: Callable[[LoadedSession], Change]) -> list[StoredEvent]:
